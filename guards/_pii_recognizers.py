@@ -1,0 +1,68 @@
+"""Presidio recognizers added to the predefined ones, where those miss common real formats.
+
+- Card numbers: Presidio's pattern covers 13-17 digits starting 1, 3, 4, 5[0-5] or 6; real
+  cards also are 12-19 digits (Maestro 12+, Visa 19) and start 2221-2720 (Mastercard),
+  2131/1800 (JCB). Same Luhn validation as Presidio's, so a match scores 1.0.
+- Phone numbers: Presidio uses `phonenumbers` for eight regions, so national formats of
+  other countries ("0490 75 40 81", "699 956 915") are missed. This pattern takes any
+  7-15-digit grouping at a low base score (0.2, under every default threshold) that only a
+  context word nearby ("phone", "mobile", "call", "fax", ...) lifts to 0.55.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import regex  # type: ignore[import-untyped]
+from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
+
+import guards._env  # noqa: F401
+
+__all__ = ["card_recognizer", "context_phone_recognizer"]
+
+_CARD = r"(?<![+\d])\b(?=4|5\d|2[2-7]|3\d|6|1800|2131)\d{12,19}\b"
+_PHONE = (
+    r"(?<![\w+.\-/:])(?:\+\d{1,3}[ .\-]?)?(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"
+    r"\d{2,12}(?:[ .\-]\d{2,8}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w\-]|\.\d)"
+)
+_PHONE_CONTEXT = [
+    "phone", "telephone", "tel", "mobile", "cell", "call", "fax", "desk", "office",
+    "contact", "reach", "sms", "whatsapp", "dial",
+]  # fmt: skip
+_NOT_PHONE = regex.compile(
+    r"\d{1,3}(?:\.\d{1,3}){3}"  # IPv4
+    r"|\d{4}[\-./]\d{1,2}[\-./]\d{1,2}"  # ISO-like dates
+    r"|\d{1,2}[\-./]\d{1,2}[\-./]\d{4}"  # day-month-year dates
+    r"|\d{1,4}(?:\.\d{1,4}){1,3}"  # version numbers, decimals
+)
+_EXTENSION = regex.compile(r"(?:x|ext\.?)\s?\d+$")
+
+
+class _ContextPhoneRecognizer(PatternRecognizer):
+    """Digit groupings that look like phone numbers, trusted only next to a context word."""
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        """Reject dates, IPs, version numbers and digit counts no phone number has."""
+        if _NOT_PHONE.fullmatch(pattern_text):
+            return True
+        digits = sum(ch.isdigit() for ch in _EXTENSION.sub("", pattern_text))
+        return not 7 <= digits <= 15
+
+
+def card_recognizer() -> Any:
+    """Presidio's card recognizer (Luhn-validated) with the real IIN ranges and lengths."""
+    return CreditCardRecognizer(
+        patterns=[Pattern("Card number (IIN ranges, 12-19 digits)", _CARD, 0.3)],
+        name="SandgateCardRecognizer",
+    )
+
+
+def context_phone_recognizer() -> Any:
+    """A low-score phone pattern for any national format, raised by context words."""
+    return _ContextPhoneRecognizer(
+        supported_entity="PHONE_NUMBER",
+        name="SandgateContextPhoneRecognizer",
+        patterns=[Pattern("Phone number (any grouping)", _PHONE, 0.2)],
+        context=_PHONE_CONTEXT,
+    )

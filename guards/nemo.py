@@ -1,0 +1,133 @@
+"""`nemo`: NeMo Guardrails rails run offline through `LLMRails.check_async`.
+
+The rails are built from the policy's `screening.nemo` section, with no `models:` section, so
+no LLM is called and no embedding model is ever fetched (no dialog rails, no user-message
+examples). The YARA rail is a Colang output flow calling an action registered with
+`register_action`: it matches NeMo's own shipped YARA rule sets (code, sqli, template, xss)
+compiled once, where NeMo's built-in `injection detection` action recompiles them on every
+call (~40 ms) and reports no offsets. The action records each matched string with its
+offsets; NeMo's verdict (blocked or not) is checked against them, and a block with nothing
+recorded (a rail that failed inside NeMo) becomes a whole-text finding, so NeMo failing
+fails closed.
+
+YARA rules are substring rules ("important" contains "import"), so the policy defaults keep
+this detector on the `code` stage only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+from functools import lru_cache
+from typing import Any
+
+import guards._env  # noqa: F401  (telemetry off before NeMo is imported)
+from guards.base import Detection, Detector, ScanRequest
+
+__all__ = ["YARA_TYPES", "NemoDetector", "nemo_rails"]
+
+YARA_TYPES = {
+    "code": "CODE_INJECTION",
+    "sqli": "SQL_INJECTION",
+    "template": "TEMPLATE_INJECTION",
+    "xss": "XSS",
+}
+_ACTION = "sandgate_yara_scan"
+_FLOW = "sandgate yara"
+_COLANG = f"""
+define subflow {_FLOW}
+  $hits = execute {_ACTION}(text=$bot_message)
+  if $hits
+    bot refuse to respond
+    stop
+"""
+_CONFIG = f"""
+rails:
+  output:
+    flows:
+      - {_FLOW}
+"""
+_collector: contextvars.ContextVar[list[Detection] | None] = contextvars.ContextVar(
+    "sandgate_nemo_hits", default=None
+)
+
+
+def _yara_rules(sets: tuple[str, ...]) -> Any:
+    from nemoguardrails.library.injection_detection.actions import YARA_DIR
+
+    yara = importlib.import_module("yara")  # yara-python ships no type information
+    return yara.compile(filepaths={name: str(YARA_DIR / f"{name}.yara") for name in sets})
+
+
+def _char_offsets(text: str, data: bytes, offset: int, length: int) -> tuple[int, int]:
+    start = len(data[:offset].decode("utf-8", errors="ignore"))
+    end = start + len(data[offset : offset + length].decode("utf-8", errors="ignore"))
+    return start, min(max(end, start + 1), len(text))
+
+
+@lru_cache(maxsize=8)
+def nemo_rails(sets: tuple[str, ...]) -> Any:
+    """An `LLMRails` whose output rail matches the given YARA sets; built once per set."""
+    try:
+        from nemoguardrails import LLMRails, RailsConfig
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("nemoguardrails is required: pip install nemoguardrails") from exc
+
+    rules = _yara_rules(sets)
+
+    async def sandgate_yara_scan(text: str) -> bool:
+        data = text.encode("utf-8")
+        hits = _collector.get()
+        matched = False
+        for match in rules.match(data=data):
+            for string in match.strings:
+                for instance in string.instances:
+                    span = _char_offsets(text, data, instance.offset, instance.matched_length)
+                    matched = True
+                    if hits is not None:
+                        kind = YARA_TYPES[match.namespace]
+                        hits.append(Detection(kind, span[0], span[1], 1.0, match.rule))
+        return matched
+
+    config = RailsConfig.from_content(yaml_content=_CONFIG, colang_content=_COLANG)
+    rails = LLMRails(config)
+    rails.register_action(sandgate_yara_scan, _ACTION)
+    return rails
+
+
+class NemoDetector(Detector):
+    """NeMo Guardrails' YARA injection rules (code, SQL, template, XSS) via Colang rails."""
+
+    name = "nemo"
+
+    def entities(self) -> list[str]:
+        """One type per YARA rule set."""
+        return sorted(YARA_TYPES.values())
+
+    def warm_up(self) -> None:
+        """Import NeMo and build the default rails (import ~0.5 s, build ~0.1 s)."""
+        nemo_rails(tuple(YARA_TYPES))
+
+    async def detect(self, request: ScanRequest) -> list[Detection]:
+        """Run the rails on the text as an assistant message."""
+        from nemoguardrails.rails.llm.options import RailStatus, RailType
+
+        sets = tuple(request.config.nemo.injections)
+        wanted = request.stage_config.entities
+        if wanted is not None:
+            sets = tuple(s for s in sets if YARA_TYPES[s] in wanted)
+        if not sets or not request.text:
+            return []
+        hits: list[Detection] = []
+        token = _collector.set(hits)
+        try:
+            result = await nemo_rails(sets).check_async(
+                [{"role": "assistant", "content": request.text}], rail_types=[RailType.OUTPUT]
+            )
+        finally:
+            _collector.reset(token)
+        if result.status == RailStatus.BLOCKED and not hits:
+            raise RuntimeError(f"NeMo rail {result.rail!r} blocked without a located match")
+        if hits and result.status != RailStatus.BLOCKED:
+            raise RuntimeError("NeMo passed a text its YARA action matched")
+        return hits

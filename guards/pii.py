@@ -1,0 +1,88 @@
+"""`pii`: Presidio's recognizers (and `_pii_recognizers`) on a model-free or configured engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guards._overlap import drop_shadowed
+from guards.base import Detection, ScanRequest, SyncDetector
+from guards.presidio_engines import NER_ENTITIES, pii_analyzer
+
+__all__ = ["PATTERN_ENTITIES", "PiiDetector"]
+
+# Reported by default without a model. Left out, but selectable through a stage's
+# `entities`: URL and DATE_TIME (found in most logs and prose), UUID and MAC_ADDRESS
+# (identifiers, not personal data), UK_NHS (any 10-digit number passing mod 11, e.g. a
+# Unix time, 1 in 11 of them), and the country-specific ID recognizers of other countries.
+PATTERN_ENTITIES = (
+    "CREDIT_CARD",
+    "CRYPTO",
+    "EMAIL_ADDRESS",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "MEDICAL_LICENSE",
+    "PHONE_NUMBER",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_SSN",
+)
+
+
+class PiiDetector(SyncDetector):
+    """Personal data: cards, e-mail, phone, IBAN, SSN, IP...; names etc. only with a model."""
+
+    name = "pii"
+
+    def _analyzer(self) -> Any:
+        path = self.options.spacy_model_path
+        return pii_analyzer(self.options.nlp_engine, None if path is None else str(path))
+
+    def entities(self) -> list[str]:
+        """Pattern entities, plus the NER ones when the configured model has a NER pipe."""
+        found = list(PATTERN_ENTITIES)
+        if self.options.spacy_model_path is not None and self._has_ner():
+            found.extend(NER_ENTITIES)
+        return found
+
+    def supported(self) -> list[str]:
+        """Every type the analyzer could report if a stage's `entities` asked for it."""
+        return sorted(self._analyzer().get_supported_entities(language="en"))
+
+    def _has_ner(self) -> bool:
+        engine = self._analyzer().nlp_engine
+        pipeline = getattr(engine, "nlp", None) or {}
+        return "en" in pipeline and "ner" in pipeline["en"].pipe_names
+
+    def warm_up(self) -> None:
+        """Build the analyzer and run it once (first calls compile the regexes)."""
+        sample = "card 4111 1111 1111 1111, mail a@example.com, phone +1 415 555 0100, 10.0.0.1"
+        self._analyzer().analyze(sample, language="en", entities=self.entities())
+
+    def scan(self, request: ScanRequest) -> list[Detection]:
+        """Run the analyzer on the requested entity types."""
+        analyzer = self._analyzer()
+        wanted = request.stage_config.entities
+        if wanted is None:
+            entities = self.entities()
+        else:
+            supported = set(analyzer.get_supported_entities(language="en"))
+            entities = [entity for entity in wanted if entity in supported]
+        if not entities or not request.text:
+            return []
+        floor = min([request.stage_config.min_score, *request.stage_config.thresholds.values()])
+        results = analyzer.analyze(
+            request.text, language="en", entities=entities, score_threshold=floor
+        )
+        detections = [
+            Detection(
+                type=r.entity_type,
+                start=r.start,
+                end=r.end,
+                score=float(r.score),
+                rule=(r.recognition_metadata or {}).get("recognizer_name"),
+            )
+            for r in results
+        ]
+        return drop_shadowed(detections)
