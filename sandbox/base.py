@@ -62,7 +62,9 @@ class Limits(BaseModel):
     output_bytes: int = Field(
         1 << 20, gt=0, le=64 * MiB, description="Cap on stdout and on stderr, bytes each."
     )
-    disk_mb: int = Field(64, gt=0, le=65536, description="Size of the writable /work and /tmp, MiB.")
+    disk_mb: int = Field(
+        64, gt=0, le=65536, description="Size of the writable /work and /tmp, MiB."
+    )
 
 
 class EgressAttempt(BaseModel):
@@ -88,7 +90,7 @@ class ExecutionSpec(BaseModel):
     image: str = "python"
     stdin: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
-    limits: Limits = Field(default_factory=Limits)
+    limits: Limits = Limits()
     egress: tuple[str, ...] = Field(
         default=(), description="Allowlist entries (`host:port`); empty means no network at all."
     )
@@ -103,6 +105,8 @@ class ExecutionResult(BaseModel):
     stderr: str = ""
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    stdout_base64: str | None = Field(None, description="Raw stdout when it is not valid UTF-8.")
+    stderr_base64: str | None = Field(None, description="Raw stderr when it is not valid UTF-8.")
     wall_ms: int = 0
     cpu_ms: int = 0
     peak_memory_bytes: int = 0

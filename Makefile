@@ -1,0 +1,31 @@
+# The README's commands. Each one installs what it needs first (see .ci/setup).
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test bench eval lint
+
+setup:
+	.ci/setup run
+
+run: setup
+	@if [ -z "$$SANDGATE_API_KEY" ]; then \
+	  echo "No SANDGATE_API_KEY set. Get a key with: $(VENV)/bin/sandgate keys create --name me" >&2; \
+	  echo "(or start with SANDGATE_API_KEY=<any long secret> make run to seed an admin key)" >&2; \
+	fi
+	$(VENV)/bin/sandgate serve
+
+test:
+	.ci/setup test
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(PY) -m tests.bench
+
+eval:
+	.ci/setup run
+	$(PY) -m tests.eval.run
+
+lint:
+	$(VENV)/bin/ruff check sandgate sandbox guards tests
+	$(VENV)/bin/ruff format --check sandgate sandbox guards tests
+	$(VENV)/bin/mypy

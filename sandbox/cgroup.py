@@ -1,0 +1,151 @@
+"""Host cgroups (v1) that hold one sandbox: limits written before start, usage read after exit.
+
+runsc leaves a pre-created cgroup's settings alone and never deletes it ("Using pre-created
+cgroup"), so the backend creates the cgroup, writes the limits itself, points the OCI spec's
+`cgroupsPath` at it, reads the counters once the sandbox is gone, and removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CGROUP_ROOT", "CgroupUsage", "SandboxCgroup", "kill_all", "remove_tree"]
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Controllers whose files the backend writes or reads; runsc creates (and owns) the rest.
+CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+# Host tasks gVisor needs besides the code's own: the sentry's threads, the gofer and one ptrace
+# stub per sandboxed process (about five host threads each). A host pids limit near the code's
+# own limit crashes the sentry ("newosproc"), so the host limit is only a backstop; the code's
+# limit is RLIMIT_NPROC inside the sandbox.
+PIDS_BASE = 128
+PIDS_PER_PROCESS = 8
+
+
+@dataclass(frozen=True)
+class CgroupUsage:
+    """Counters read from a sandbox's cgroups."""
+
+    cpu_ns: int
+    peak_memory_bytes: int
+    oom_kills: int
+    pids_refused: int
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _read_keyed(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def kill_all(directory: Path) -> int:
+    """SIGKILL every process listed in a cgroup directory; return how many were signalled."""
+    killed = 0
+    with contextlib.suppress(OSError):
+        for line in (directory / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(line), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def remove_tree(directory: Path, attempts: int = 50) -> bool:
+    """Kill what is left in a cgroup tree and remove it, deepest first; True when gone."""
+    if not directory.exists():
+        return True
+    for _ in range(attempts):
+        leftovers = False
+        for sub in sorted(
+            (p for p in directory.rglob("*") if p.is_dir()),
+            key=lambda p: len(p.parts),
+            reverse=True,
+        ):
+            kill_all(sub)
+            try:
+                sub.rmdir()
+            except OSError:
+                leftovers = True
+        kill_all(directory)
+        try:
+            directory.rmdir()
+        except OSError:
+            leftovers = True
+        if not leftovers:
+            return True
+        time.sleep(0.02)  # killed tasks leave the cgroup asynchronously
+    return not directory.exists()
+
+
+class SandboxCgroup:
+    """The per-execution cgroup `<parent>/<name>` in each controller the backend manages."""
+
+    def __init__(self, parent: str, name: str, root: Path = CGROUP_ROOT) -> None:
+        self.path = f"/{parent.strip('/')}/{name}"
+        self._root = root
+
+    def _dir(self, controller: str) -> Path:
+        return self._root / controller / self.path.lstrip("/")
+
+    def create(self, *, memory_bytes: int, max_processes: int, cpus: float) -> None:
+        """Create the cgroups and write the limits; memory+swap is capped to memory alone."""
+        for controller in CONTROLLERS:
+            self._dir(controller).mkdir(parents=True, exist_ok=True)
+        mem = self._dir("memory")
+        (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
+        memsw = mem / "memory.memsw.limit_in_bytes"
+        if memsw.exists():  # absent when the kernel runs without swap accounting
+            memsw.write_text(str(memory_bytes))
+        pids_max = PIDS_BASE + PIDS_PER_PROCESS * max_processes
+        (self._dir("pids") / "pids.max").write_text(str(pids_max))
+        period = 100_000
+        (self._dir("cpu") / "cpu.cfs_period_us").write_text(str(period))
+        (self._dir("cpu") / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * period))))
+
+    def cpu_ns(self) -> int:
+        """CPU time used so far by everything in the sandbox, nanoseconds."""
+        return _read_int(self._dir("cpuacct") / "cpuacct.usage")
+
+    def process_count(self) -> int:
+        """Host processes in the sandbox's cgroup (runsc, gofer, sentry, one stub per process)."""
+        try:
+            return len((self._dir("pids") / "cgroup.procs").read_text().split())
+        except OSError:
+            return 0
+
+    def usage(self) -> CgroupUsage:
+        """Read the counters; call after the sandbox has exited and before `remove`."""
+        mem = self._dir("memory")
+        return CgroupUsage(
+            cpu_ns=self.cpu_ns(),
+            peak_memory_bytes=_read_int(mem / "memory.max_usage_in_bytes"),
+            oom_kills=_read_keyed(mem / "memory.oom_control", "oom_kill"),
+            pids_refused=_read_keyed(self._dir("pids") / "pids.events", "max"),
+        )
+
+    def kill(self) -> None:
+        """SIGKILL every host process of the sandbox."""
+        kill_all(self._dir("pids"))
+
+    def remove(self) -> bool:
+        """Remove this cgroup (and any children runsc made) in every controller."""
+        ok = True
+        for controller_dir in self._root.iterdir():
+            ok = remove_tree(controller_dir / self.path.lstrip("/")) and ok
+        return ok

@@ -1,0 +1,52 @@
+"""Capture of a sandbox's stdout/stderr: read while produced, capped, never kept past the cap."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+from collections.abc import Callable
+
+__all__ = ["CappedOutput", "decode_output"]
+
+CHUNK = 65536
+
+
+class CappedOutput:
+    """Keeps the first `cap` bytes of a stream and calls `on_overflow` once when it passes."""
+
+    def __init__(self, cap: int, on_overflow: Callable[[], None]) -> None:
+        self.cap = cap
+        self.truncated = False
+        self._buf = bytearray()
+        self._on_overflow = on_overflow
+
+    @property
+    def data(self) -> bytes:
+        """The bytes kept so far (at most `cap`)."""
+        return bytes(self._buf)
+
+    async def pump(self, reader: asyncio.StreamReader) -> None:
+        """Read `reader` until EOF; past the cap, keep draining (so the writer never blocks on a
+        full pipe) but store nothing more."""
+        while chunk := await reader.read(CHUNK):
+            room = self.cap - len(self._buf)
+            if len(chunk) > room:
+                self._buf += chunk[: max(room, 0)]
+                if not self.truncated:
+                    self.truncated = True
+                    self._on_overflow()
+            else:
+                self._buf += chunk
+
+
+def decode_output(data: bytes, *, truncated: bool = False) -> tuple[str, str | None]:
+    """Text for the JSON response, plus the raw bytes in base64 when they are not valid UTF-8
+    (so binary output survives; the text then shows U+FFFD where bytes were invalid).
+
+    A cut made by the cap may split a character; that tail alone does not make output binary.
+    """
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data, final=not truncated), None
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), base64.b64encode(data).decode("ascii")

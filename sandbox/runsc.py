@@ -1,0 +1,348 @@
+"""The default backend: `runsc run` on a fresh OCI bundle per execution (gVisor, ptrace platform).
+
+Each execution gets its own bundle directory, container id and host cgroup, all named after
+the execution id and kept under this service instance's state directory and cgroup parent, so
+`reap()` can find and remove whatever a crash left without touching anyone else's sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+
+import psutil
+import structlog
+
+from sandbox.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    Limits,
+    SandboxBackend,
+    SandboxUnavailable,
+    Status,
+)
+from sandbox.bundle import write_bundle
+from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
+from sandbox.image import ImageError, ImageStore
+from sandbox.languages import language
+from sandbox.output import CappedOutput, decode_output
+
+__all__ = ["RunscBackend"]
+
+log = structlog.get_logger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+POLL_S = 0.05
+KILL_GRACE_S = 3.0
+# Host processes of an idle sandbox besides the code's own: the gofer, the sentry and the
+# ptrace stub of the launcher. Measured with `cgroup.procs` on the reference machine.
+HOST_BASELINE_PROCS = 3
+
+
+class RunscBackend(SandboxBackend):
+    """Drives Debian's `runsc` directly; one sandbox per execution."""
+
+    name = "runsc"
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        images: ImageStore,
+        runsc: str = "runsc",
+        platform: str = "ptrace",
+        cgroup_root: Path = CGROUP_ROOT,
+    ) -> None:
+        self.state_dir = state_dir
+        self.images = images
+        self.runsc = runsc
+        self.platform = platform
+        self.instance = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        self.root = state_dir / "runsc"
+        self.run_dir = state_dir / "run"
+        self.cgroup_root = cgroup_root
+        self.cgroup_parent = f"sandgate/{self.instance}"
+
+    # -- readiness and housekeeping -------------------------------------------------------
+
+    def checks(self) -> dict[str, str | None]:
+        """runsc present, image built, cgroup v1 controllers mounted, state writable."""
+        found = shutil.which(self.runsc)
+        missing = [c for c in CONTROLLERS if not (self.cgroup_root / c / "tasks").exists()]
+        try:
+            self.images.rootfs("python")
+            image: str | None = None
+        except ImageError as exc:
+            image = str(exc)
+        return {
+            "runsc": None if found else f"{self.runsc} not found (apt-get install runsc)",
+            "image": image,
+            "cgroups": f"cgroup v1 controllers missing: {missing}" if missing else None,
+            "state_writable": None if os.access(self.state_dir, os.W_OK) else "not writable",
+        }
+
+    def _runsc_processes(self) -> list[psutil.Process]:
+        marker = f"--root={self.root}"
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if marker in (proc.info["cmdline"] or []):
+                    found.append(proc)
+        return found
+
+    def reap(self) -> int:
+        """Kill this instance's leftover runsc processes, remove their cgroups and bundles."""
+        reaped = 0
+        for proc in self._runsc_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+                reaped += 1
+        psutil.wait_procs(self._runsc_processes(), timeout=5)
+        for controller in self.cgroup_root.iterdir():
+            parent = controller / self.cgroup_parent
+            if parent.is_dir():
+                reaped += sum(1 for p in parent.iterdir() if p.is_dir())
+                remove_tree(parent)
+        for directory in (self.run_dir, self.root):
+            if directory.is_dir():
+                reaped += sum(1 for _ in directory.iterdir())
+                shutil.rmtree(directory, ignore_errors=True)
+        for directory in (self.run_dir, self.root):
+            directory.mkdir(parents=True, exist_ok=True)
+        if reaped:
+            log.warning("sandbox.reaped", count=reaped, instance=self.instance)
+        return reaped
+
+    def leftovers(self) -> list[str]:
+        """What of this instance is still on the host (processes, cgroups, bundles)."""
+        found = [f"process {p.pid}" for p in self._runsc_processes()]
+        for controller in self.cgroup_root.iterdir():
+            parent = controller / self.cgroup_parent
+            if parent.is_dir():
+                found += [f"cgroup {p}" for p in parent.iterdir() if p.is_dir()]
+        if self.run_dir.is_dir():
+            found += [f"bundle {p}" for p in self.run_dir.iterdir()]
+        return found
+
+    # -- one execution --------------------------------------------------------------------
+
+    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+        """Run `spec` in a fresh sandbox; everything it made is gone when this returns."""
+        if not _ID.match(spec.execution_id):
+            raise ValueError(f"execution id {spec.execution_id!r} is not a safe name")
+        lang = language(spec.language)
+        try:
+            rootfs = self.images.rootfs(lang.image)
+        except ImageError as exc:
+            raise SandboxUnavailable(str(exc)) from exc
+        bundle = self.run_dir / spec.execution_id
+        cgroup = SandboxCgroup(self.cgroup_parent, spec.execution_id, root=self.cgroup_root)
+        container = f"sg-{spec.execution_id}"
+        try:
+            bundle.mkdir(parents=True)
+            write_bundle(bundle, spec, language=lang, rootfs=rootfs, cgroups_path=cgroup.path)
+            cgroup.create(
+                memory_bytes=spec.limits.memory_mb << 20,
+                max_processes=spec.limits.max_processes,
+                cpus=spec.limits.cpus,
+            )
+            return await self._supervise(spec, bundle, container, cgroup)
+        finally:
+            await self._teardown(container, cgroup, bundle)
+
+    def _command(self, bundle: Path, container: str, *extra: str) -> list[str]:
+        return [
+            self.runsc,
+            f"--root={self.root}",
+            f"--platform={self.platform}",
+            "--network=none",
+            f"--log={bundle / 'runsc.log'}",
+            "--log-format=json",
+            *extra,
+            "run",
+            f"--bundle={bundle}",
+            container,
+        ]
+
+    async def _supervise(
+        self, spec: ExecutionSpec, bundle: Path, container: str, cgroup: SandboxCgroup
+    ) -> ExecutionResult:
+        limits = spec.limits
+        reasons: list[str] = []
+        stop = asyncio.Event()
+
+        def trigger(reason: str) -> None:
+            if not reasons:
+                reasons.append(reason)
+            stop.set()
+
+        out = CappedOutput(limits.output_bytes, lambda: trigger("output"))
+        err = CappedOutput(limits.output_bytes, lambda: trigger("output"))
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *self._command(bundle, container),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")},
+            start_new_session=True,
+        )
+        assert proc.stdin and proc.stdout and proc.stderr
+        peak_procs = 0  # most host processes seen at once in the cgroup
+
+        async def monitor() -> None:
+            nonlocal peak_procs
+            while True:
+                peak_procs = max(peak_procs, cgroup.process_count())
+                if cgroup.cpu_ns() > limits.cpu_s * 1e9:
+                    trigger("cpu")
+                await asyncio.sleep(POLL_S)
+
+        tasks = [
+            asyncio.create_task(out.pump(proc.stdout)),
+            asyncio.create_task(err.pump(proc.stderr)),
+            asyncio.create_task(_feed(proc.stdin, spec.stdin)),
+        ]
+        watcher = asyncio.create_task(monitor())
+        waiter = asyncio.create_task(proc.wait())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait(
+                {waiter, stopper}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not waiter.done():
+                trigger("timeout")
+                await self._kill(container, cgroup, proc, waiter)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), KILL_GRACE_S)
+        finally:
+            for task in (*tasks, watcher, stopper):
+                task.cancel()
+            if proc.returncode is None:  # cancelled or failed: never leave it running
+                trigger("cancelled")
+                await self._kill(container, cgroup, proc, waiter)
+        wall_ms = int((time.monotonic() - started) * 1000)
+        usage = cgroup.usage()
+        exit_code = proc.returncode
+        runtime_errors = _runtime_errors(bundle / "runsc.log")
+        pids_hit = usage.pids_refused > 0 or (
+            peak_procs - HOST_BASELINE_PROCS >= limits.max_processes
+        )
+        status, detail = _classify(
+            limits,
+            reasons,
+            exit_code,
+            oom=usage.oom_kills > 0,
+            pids_hit=pids_hit,
+            runtime_errors=runtime_errors,
+        )
+        stdout, stdout_b64 = decode_output(out.data, truncated=out.truncated)
+        stderr, stderr_b64 = decode_output(err.data, truncated=err.truncated)
+        if status is Status.SANDBOX_ERROR:
+            log.error("sandbox.runtime_error", errors=runtime_errors[-3:])
+        log.debug("sandbox.finished", status=status.value, peak_procs=peak_procs, wall_ms=wall_ms)
+        return ExecutionResult(
+            status=status,
+            exit_code=None if status is Status.SANDBOX_ERROR else exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            stdout_base64=stdout_b64,
+            stderr_base64=stderr_b64,
+            wall_ms=wall_ms,
+            cpu_ms=usage.cpu_ns // 1_000_000,
+            peak_memory_bytes=usage.peak_memory_bytes,
+            detail=detail,
+        )
+
+    async def _kill(
+        self,
+        container: str,
+        cgroup: SandboxCgroup,
+        proc: asyncio.subprocess.Process,
+        waiter: Awaitable[int],
+    ) -> None:
+        """Stop the sandbox: runsc's own kill first, then SIGKILL to everything in its cgroup."""
+        await _quiet(self.runsc, f"--root={self.root}", "kill", "--all", container, "KILL")
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_S)
+        except TimeoutError:
+            cgroup.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_S)
+
+    async def _teardown(self, container: str, cgroup: SandboxCgroup, bundle: Path) -> None:
+        """Remove the container's runsc state, its cgroups and its bundle, whatever happened."""
+        if self.root.is_dir() and any(p.name.startswith(container) for p in self.root.iterdir()):
+            await _quiet(self.runsc, f"--root={self.root}", "delete", "--force", container)
+        cgroup.kill()
+        if not await asyncio.to_thread(cgroup.remove):
+            log.error("sandbox.cgroup_left", cgroup=cgroup.path)
+        await asyncio.to_thread(shutil.rmtree, bundle, True)
+
+
+async def _feed(stdin: asyncio.StreamWriter, text: str | None) -> None:
+    with contextlib.suppress(ConnectionError, BrokenPipeError):
+        if text:
+            stdin.write(text.encode("utf-8"))
+            await stdin.drain()
+        stdin.close()
+        await stdin.wait_closed()
+
+
+async def _quiet(*cmd: str) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await proc.wait()
+
+
+def _runtime_errors(log_file: Path) -> list[str]:
+    """Error-level messages runsc itself logged (never the code's own output)."""
+    errors = []
+    with contextlib.suppress(OSError):
+        for raw in log_file.read_text(errors="replace").replace("}{", "}\n{").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(raw)
+                if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+                    errors.append(str(entry.get("msg", ""))[:500])
+    return errors
+
+
+def _classify(
+    limits: Limits,
+    reasons: list[str],
+    exit_code: int | None,
+    *,
+    oom: bool,
+    pids_hit: bool,
+    runtime_errors: list[str],
+) -> tuple[Status, str | None]:
+    """Map what happened to one status of the contract, most specific cause first."""
+    reason = reasons[0] if reasons else None
+    if reason == "output":
+        return Status.OUTPUT_LIMIT, "output passed its cap; sandbox killed"
+    # A fork bomb reaches the process limit first, then often exhausts memory with what it has.
+    if pids_hit and (oom or reason is not None or exit_code != 0):
+        return Status.PIDS_LIMIT, f"process limit of {limits.max_processes} reached"
+    if oom:
+        return Status.MEMORY_LIMIT, f"memory limit of {limits.memory_mb} MiB reached"
+    if reason == "timeout":
+        return Status.TIMEOUT, f"wall-clock limit of {limits.timeout_s:g} s reached; sandbox killed"
+    if reason == "cpu":
+        return Status.TIMEOUT, f"CPU-time limit of {limits.cpu_s:g} s reached; sandbox killed"
+    if exit_code == 0:
+        return Status.OK, None
+    if runtime_errors:
+        return Status.SANDBOX_ERROR, "the sandbox runtime failed: " + runtime_errors[-1]
+    return Status.ERROR, f"exited with code {exit_code}"

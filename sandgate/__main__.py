@@ -1,0 +1,5 @@
+"""`python -m sandgate` is the `sandgate` command."""
+
+from sandgate.cli import main
+
+main()

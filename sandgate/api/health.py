@@ -1,0 +1,36 @@
+"""Liveness and readiness; the only routes that need no key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from sandgate.deps import ServicesDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the process answers.")
+async def health() -> dict[str, str]:
+    """Always `ok` while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: every part a request needs is in place.")
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Each check by name with `ok` and, when failing, what is wrong; 503 if any fails."""
+    checks: dict[str, Any] = {
+        name: {"ok": problem is None, **({"detail": problem} if problem else {})}
+        for name, problem in services.backend.checks().items()
+    }
+    ok = all(check["ok"] for check in checks.values())
+    body = {
+        "status": "ready" if ok else "not_ready",
+        "backend": services.backend.name,
+        "checks": checks,
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,92 @@
+"""The app factory: builds the service's parts from settings and wires the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from sandbox.base import Limits, SandboxBackend
+from sandbox.image import ImageStore
+from sandbox.runsc import RunscBackend
+from sandgate import __version__
+from sandgate.api import execute, health
+from sandgate.bodylimit import BodyLimitMiddleware
+from sandgate.errors import install_handlers
+from sandgate.executor import Executor
+from sandgate.keys import KeyStore
+from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.services import Services
+from sandgate.settings import Settings
+from sandgate.slots import SandboxSlots
+
+__all__ = ["create_app", "make_backend"]
+
+log = structlog.get_logger(__name__)
+
+
+def make_backend(settings: Settings) -> SandboxBackend:
+    """The sandbox backend the settings name."""
+    images = ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
+    return RunscBackend(
+        state_dir=settings.state_dir,
+        images=images,
+        runsc=settings.runsc_path,
+        platform=settings.runsc_platform,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready-to-serve app; parts start in the lifespan, not at import."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        keys = KeyStore(settings.state_dir / "keys.db")
+        if settings.api_key is not None:
+            keys.seed(settings.api_key.get_secret_value())
+        backend = make_backend(settings)
+        backend.reap()
+        slots = SandboxSlots(
+            settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+        )
+        app.state.services = Services(
+            settings=settings,
+            keys=keys,
+            backend=backend,
+            executor=Executor(backend, slots),
+            limits=Limits(),
+        )
+        log.info(
+            "service.started",
+            backend=backend.name,
+            max_concurrency=settings.max_concurrency,
+            state_dir=str(settings.state_dir),
+            version=__version__,
+        )
+        try:
+            yield
+        finally:
+            keys.close()
+            log.info("service.stopped")
+
+    docs = settings.public_docs
+    app = FastAPI(
+        title="Sandgate",
+        version=__version__,
+        description="Runs agent code in gVisor sandboxes and screens what goes in and out.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    install_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(execute.router)
+    return app

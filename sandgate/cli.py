@@ -1,0 +1,111 @@
+"""The `sandgate` command: serve, manage keys, build images (and, as they land, policies, audit)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from sandbox.image import ImageError, ImageStore
+from sandgate.keys import KeyStore, Scope
+from sandgate.settings import Settings
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(package_name="sandgate")
+def main() -> None:
+    """Sandgate: gVisor sandboxes and screening for AI agents."""
+
+
+@main.command()
+@click.option("--host", help="Bind address (default: SANDGATE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: SANDGATE_PORT or 8000).")
+@click.option("--workers", type=int, default=1, show_default=True, help="uvicorn workers.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Start the HTTP service."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        "sandgate.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+def _key_store() -> KeyStore:
+    return KeyStore(Settings().state_dir / "keys.db")
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="A name for the key (shown in audit records).")
+@click.option("--tenant", default="default", show_default=True, help="Tenant the key acts for.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice([s.value for s in Scope]),
+    help="Repeat for several; default: execute and screen.",
+)
+def keys_create(name: str, tenant: str, scopes: tuple[str, ...]) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    store = _key_store()
+    chosen = tuple(Scope(s) for s in scopes) or (Scope.EXECUTE, Scope.SCREEN)
+    secret, record = store.create(name, tenant=tenant, scopes=chosen)
+    click.echo(secret)
+    click.echo(
+        f"key {record.id} ({record.name}, tenant {record.tenant}, scopes "
+        f"{','.join(record.scopes)}): shown once, store it now",
+        err=True,
+    )
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    for key in _key_store().list():
+        click.echo(json.dumps(key.model_dump(mode="json")))
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by id."""
+    record = _key_store().revoke(key_id)
+    if record is None:
+        raise click.ClickException(f"no live key with id {key_id}")
+    click.echo(f"revoked {record.id} ({record.name})")
+
+
+@main.group()
+def image() -> None:
+    """Sandbox images."""
+
+
+@image.command("build")
+@click.argument("names", nargs=-1)
+def image_build(names: tuple[str, ...]) -> None:
+    """Build the named images (default: all recipes) if their recipe changed."""
+    settings = Settings()
+    store = ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
+    wanted = names or tuple(
+        sorted(p.parent.name for p in settings.images_dir.glob("*/recipe.yaml"))
+    )
+    try:
+        for name in wanted:
+            store.ensure(name, progress=lambda line: click.echo(line, err=True))
+    except ImageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

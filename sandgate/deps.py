@@ -1,0 +1,53 @@
+"""Route dependencies: the running services and the caller's API key, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sandgate.errors import Forbidden, Unauthorized
+from sandgate.keys import ApiKey, Scope
+from sandgate.services import Services
+
+__all__ = ["CurrentKey", "ServicesDep", "require"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sg_...`")
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+async def _current_key(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
+    key = services.keys.lookup(credentials.credentials)
+    if key is None:
+        raise Unauthorized("invalid or revoked API key")
+    structlog.contextvars.bind_contextvars(key_id=key.id, tenant=key.tenant)
+    return key
+
+
+CurrentKey = Annotated[ApiKey, Depends(_current_key)]
+
+
+def require(scope: Scope) -> Callable[[ApiKey], Coroutine[Any, Any, ApiKey]]:
+    """A dependency that passes the caller's key on only if it holds `scope`."""
+
+    async def check(key: CurrentKey) -> ApiKey:
+        if not key.allows(scope):
+            raise Forbidden(f"this key lacks the {scope.value!r} scope")
+        return key
+
+    return check

@@ -1,0 +1,23 @@
+"""What the app holds for its lifetime: settings, stores, the backend; built by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.base import Limits, SandboxBackend
+from sandgate.executor import Executor
+from sandgate.keys import KeyStore
+from sandgate.settings import Settings
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    """The running service's parts, reachable from routes through `deps`."""
+
+    settings: Settings
+    keys: KeyStore
+    backend: SandboxBackend
+    executor: Executor
+    limits: Limits

@@ -1,0 +1,54 @@
+"""Service settings, read from `SANDGATE_*` environment variables (names fixed by DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["REPO_ROOT", "Settings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything an operator sets; built once in the app factory, never at import."""
+
+    model_config = SettingsConfigDict(env_prefix="SANDGATE_", extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
+    api_key: SecretStr | None = Field(
+        None, description="Seeds one admin key (named `env`) for local use; never logged."
+    )
+    state_dir: Path = Field(
+        Path(".state"), description="Images, databases and per-execution runtime files."
+    )
+    policy_dir: Path = Field(REPO_ROOT / "policies", description="Where the YAML policies live.")
+    images_dir: Path = Field(REPO_ROOT / "images", description="Sandbox image recipes.")
+    backend: Literal["runsc", "docker"] = Field("runsc", description="Sandbox backend.")
+    max_concurrency: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        le=1024,
+        description="Sandboxes running at once on this host, across all workers.",
+    )
+    queue_timeout_s: float = Field(
+        10.0, ge=0, le=300, description="How long a request waits for a free sandbox before 429."
+    )
+    max_request_bytes: int = Field(
+        2 << 20, ge=1024, le=64 << 20, description="Largest request body accepted (else 413)."
+    )
+    runsc_path: str = Field("runsc", description="The runsc binary.")
+    runsc_platform: str = Field("ptrace", description="gVisor platform; KVM hung on these hosts.")
+    debian_mirror: str = Field("http://deb.debian.org/debian", description="For image builds.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
+
+    @field_validator("state_dir", "policy_dir", "images_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()

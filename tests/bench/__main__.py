@@ -1,0 +1,27 @@
+"""`make bench`: every benchmark, each printing its figures beside a baseline run in-process."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+BENCHES = ["bench_execute"]
+
+
+def main() -> None:
+    """Run the named benchmarks (default: all) in order."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHES)} (default: all)")
+    args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown benchmarks: {sorted(unknown)}")
+    for name in args.names or BENCHES:
+        started = time.monotonic()
+        print(f"\n== {name} ==", flush=True)
+        importlib.import_module(f"tests.bench.{name}").run()
+        print(f"({name}: {time.monotonic() - started:.0f} s)", flush=True)
+
+
+main()

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real gVisor backend on a private state directory, and real services.
+
+Every test session gets its own state directory (so its sandboxes, cgroups and bundles are
+its own), sharing only the built sandbox images with `make run`'s `.state/images`. At the end
+of the session a check asserts that nothing of any state directory the session used is left:
+no runsc process, cgroup, bundle directory, mount or socket.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.image import ImageStore
+from sandbox.runsc import RunscBackend
+from sandgate.settings import REPO_ROOT
+from tests.helpers import LiveServer, leftovers_of, start_server
+
+SHARED_IMAGES = REPO_ROOT / ".state" / "images"
+ADMIN_KEY = "sg_test_admin_" + "k" * 32
+_used_state_dirs: list[Path] = []
+
+
+def make_state_dir(base: Path) -> Path:
+    """A fresh state directory that shares the built images; remembered for the leftover check."""
+    base.mkdir(parents=True, exist_ok=True)
+    SHARED_IMAGES.mkdir(parents=True, exist_ok=True)
+    (base / "images").symlink_to(SHARED_IMAGES)
+    _used_state_dirs.append(base)
+    return base
+
+
+@pytest.fixture(scope="session")
+def images() -> ImageStore:
+    """The image store, with the python image built (a no-op when the set-up built it)."""
+    store = ImageStore(REPO_ROOT / "images", REPO_ROOT / ".state")
+    store.ensure("python", progress=lambda _line: None)
+    return store
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory, images: ImageStore) -> Path:
+    """The session's own state directory."""
+    return make_state_dir(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="session")
+def backend(state_dir: Path) -> Iterator[RunscBackend]:
+    """A real runsc backend on the session's state directory."""
+    backend = RunscBackend(state_dir=state_dir, images=ImageStore(REPO_ROOT / "images", state_dir))
+    backend.reap()
+    yield backend
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, images: ImageStore) -> Iterator[LiveServer]:
+    """The real service over real HTTP, seeded with an admin key."""
+    state = make_state_dir(tmp_path_factory.mktemp("server-state"))
+    with start_server(state, {"SANDGATE_API_KEY": ADMIN_KEY}) as live:
+        yield live
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind() -> Iterator[None]:
+    """Fail the session if any sandbox, process, cgroup, bundle or mount outlived it."""
+    yield
+    found = [item for state in _used_state_dirs for item in leftovers_of(state)]
+    assert not found, f"left behind after the test session: {found}"
+
+
+@pytest.fixture(autouse=True)
+def _scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own SANDGATE_* settings out of the tests."""
+    for name in list(os.environ):
+        if name.startswith("SANDGATE_"):
+            monkeypatch.delenv(name)

@@ -1,0 +1,108 @@
+"""Test helpers: start the real service in a child process and find what it left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from sandbox.image import ImageStore
+from sandbox.runsc import RunscBackend
+from sandgate.settings import REPO_ROOT
+
+__all__ = ["LiveServer", "free_port", "leftovers_of", "start_server"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    """A running service: its URL, an admin key, its state directory and its process."""
+
+    url: str
+    key: str
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, key: str | None = None, timeout: float = 60) -> httpx.Client:
+        """An HTTP client authenticated with `key` (default: the admin key)."""
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key or self.key}"},
+            timeout=timeout,
+        )
+
+    def log(self) -> str:
+        """Everything the service logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def start_server(state_dir: Path, env: dict[str, str]) -> Iterator[LiveServer]:
+    """Run `sandgate serve` on a free port until the block ends, then stop it gracefully."""
+    port = free_port()
+    log_path = state_dir / "service.log"
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SANDGATE_")},
+        "SANDGATE_STATE_DIR": str(state_dir),
+        "SANDGATE_PORT": str(port),
+        "SANDGATE_HOST": "127.0.0.1",
+        **env,
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandgate", "serve"],
+            env=full_env,
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    live = LiveServer(
+        f"http://127.0.0.1:{port}", env.get("SANDGATE_API_KEY", ""), state_dir, process, log_path
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{live.log()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{live.url}/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"service did not start:\n{live.log()[-3000:]}")
+            time.sleep(0.1)
+        yield live
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def leftovers_of(state_dir: Path) -> list[str]:
+    """Processes, cgroups, bundles, mounts and sockets of a state directory still on the host."""
+    backend = RunscBackend(state_dir=state_dir, images=ImageStore(REPO_ROOT / "images", state_dir))
+    found = backend.leftovers()
+    resolved = str(state_dir.resolve())
+    with open("/proc/mounts") as mounts:
+        found += [f"mount {line.split()[1]}" for line in mounts if resolved in line]
+    found += [f"socket {p}" for p in state_dir.rglob("*.sock")]
+    return found
