@@ -16,8 +16,11 @@ this detector on the `code` stage only.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import importlib
+import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -65,6 +68,23 @@ def _char_offsets(text: str, data: bytes, offset: int, length: int) -> tuple[int
     return start, min(max(end, start + 1), len(text))
 
 
+def _in_a_loop(build: Callable[[], Any]) -> Any:
+    """Call `build` with an event loop running.
+
+    `LLMRails()` asks for the current event loop and, outside one, creates a loop that it
+    never closes; inside a running loop it just uses that one.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+
+        async def run() -> Any:
+            return build()
+
+        return asyncio.run(run())
+    return build()
+
+
 @lru_cache(maxsize=8)
 def nemo_rails(sets: tuple[str, ...]) -> Any:
     """An `LLMRails` whose output rail matches the given YARA sets; built once per set."""
@@ -89,8 +109,11 @@ def nemo_rails(sets: tuple[str, ...]) -> Any:
                         hits.append(Detection(kind, span[0], span[1], 1.0, match.rule))
         return matched
 
-    config = RailsConfig.from_content(yaml_content=_CONFIG, colang_content=_COLANG)
-    rails = LLMRails(config)
+    with warnings.catch_warnings():
+        # NeMo 0.24.1 reads its own deprecated `nim_url` field while parsing any config.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        config = RailsConfig.from_content(yaml_content=_CONFIG, colang_content=_COLANG)
+        rails = _in_a_loop(lambda: LLMRails(config))
     rails.register_action(sandgate_yara_scan, _ACTION)
     return rails
 

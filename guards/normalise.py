@@ -44,7 +44,8 @@ _INVISIBLE = frozenset(
 )
 _DIGIT_RUN = regex.compile(r"(?<![\d])\d(?:[ \-]{0,2}\d){11,18}(?!\d)")
 _IBAN_RUN = regex.compile(
-    r"(?<![A-Za-z0-9])[A-Za-z]{2}[ \-]?\d[ \-]?\d(?:[ \-]?[0-9A-Za-z]){11,30}(?![0-9A-Za-z])"
+    r"(?<![A-Za-z0-9])[A-Za-z][ \-]?[A-Za-z][ \-]?\d[ \-]?\d(?:[ \-]?[0-9A-Za-z]){11,30}"
+    r"(?![0-9A-Za-z])"
 )
 _SEPARATORS = frozenset(" -")
 

@@ -1,0 +1,67 @@
+"""`nemo`: NeMo Guardrails' YARA rails through `check_async`, on the code stage."""
+
+from __future__ import annotations
+
+import pytest
+
+from guards import ScreeningConfig, Stage, StageConfig
+from guards.config import NemoConfig
+from tests.guards._helpers import spans
+from tests.guards.conftest import Screen
+
+pytest.importorskip("yara", reason="NeMo's injection rails need yara-python")
+
+FOUND = [
+    ("import os\nos.system('rm -rf /tmp/x')", "CODE_INJECTION"),
+    ('q = "SELECT * FROM users WHERE id = 1 OR 1=1; DROP TABLE users; --"', "SQL_INJECTION"),
+    ("template = 'Hello {{ config.__class__ }}'", "TEMPLATE_INJECTION"),
+    ("html = '<script>alert(document.cookie)</script>'", "XSS"),
+]
+
+
+@pytest.mark.parametrize(("code", "kind"), FOUND)
+def test_when_code_matches_a_yara_rule_then_nemo_blocks_with_located_finding(
+    screen: Screen, code: str, kind: str
+) -> None:
+    result = screen(code, Stage.CODE)
+    assert result.verdict == "block"
+    found = [f for f in result.findings if f.detector == "nemo" and f.type == kind]
+    assert found, result.findings
+    for finding in found:
+        # The located span is real text of the code, not the whole input.
+        assert 0 <= finding.start < finding.end <= len(code)
+        assert code[finding.start : finding.end].strip()
+
+
+def test_when_code_is_harmless_then_nemo_finds_nothing(screen: Screen) -> None:
+    assert screen("total = sum(x * x for x in range(10))\nprint(total)", Stage.CODE).findings == []
+
+
+def test_when_match_follows_emoji_then_byte_offsets_become_character_offsets(
+    screen: Screen,
+) -> None:
+    code = "# 😀 café\nimport subprocess"
+    result = screen(code, Stage.CODE)
+    assert ("CODE_INJECTION", "import") in spans(result, code)
+
+
+def test_when_prose_says_important_then_default_input_stage_does_not_run_nemo(
+    screen: Screen,
+) -> None:
+    prose = "It is important to choose the most cost-effective option."
+    assert screen(prose, Stage.INPUT).verdict == "allow"
+    # The reason it is off there: on prose, YARA's substring rules misfire.
+    config = ScreeningConfig(input=StageConfig(detectors=["nemo"]))
+    assert screen(prose, Stage.INPUT, config).verdict == "block"
+
+
+def test_when_policy_selects_rule_sets_then_only_those_run(screen: Screen) -> None:
+    config = ScreeningConfig(nemo=NemoConfig(injections=["sqli"]))
+    code = "import os\nq = 'SELECT * FROM t WHERE 1=1; DROP TABLE t'"
+    kinds = {f.type for f in screen(code, Stage.CODE, config).findings if f.detector == "nemo"}
+    assert kinds == {"SQL_INJECTION"}
+
+
+def test_when_no_rule_set_is_selected_then_nemo_reports_nothing(screen: Screen) -> None:
+    config = ScreeningConfig(nemo=NemoConfig(injections=[]))
+    assert screen("import os", Stage.CODE, config).findings == []
