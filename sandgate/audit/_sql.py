@@ -1,0 +1,222 @@
+"""What the SQLite and PostgreSQL stores share: rows, filters, sealing a batch, verifying."""
+
+from __future__ import annotations
+
+import json
+import time as monotonic_clock
+import uuid
+from collections.abc import Sequence
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from sandgate.audit.base import (
+    AuditCorrupt,
+    AuditEvent,
+    AuditRecord,
+    AuditStore,
+    Checkpoint,
+    Head,
+    RecordFilter,
+    VerifyReport,
+)
+from sandgate.audit.chain import (
+    RECORD_FIELDS,
+    canonical,
+    check_hmac_key,
+    format_time,
+    seal,
+    sign_checkpoint,
+)
+from sandgate.audit.guard import DEFAULT_KEY_PREFIX, EventGuard
+from sandgate.audit.verifier import ChainVerifier, merge
+
+__all__ = [
+    "COLUMNS",
+    "CP_COLUMNS",
+    "Sealed",
+    "SqlAuditStore",
+    "checkpoint_row",
+    "record_row",
+    "row_checkpoint",
+    "row_record",
+    "where_sql",
+]
+
+log = structlog.get_logger(__name__)
+
+COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "hash")
+CP_COLUMNS = ("seq", "hash", "time", "reason", "mac")
+MAX_PAGE = 1000
+
+
+def where_sql(where: RecordFilter | None, ph: str) -> tuple[str, list[Any]]:
+    """A ` WHERE ...` clause (or "") and its parameters, with `ph` as the placeholder."""
+    conds: list[str] = []
+    params: list[Any] = []
+
+    def add(cond: str, value: Any) -> None:
+        conds.append(cond.format(ph=ph))
+        params.append(value)
+
+    if where is not None:
+        if where.since is not None:
+            add("time >= {ph}", format_time(where.since))
+        if where.until is not None:
+            add("time < {ph}", format_time(where.until))
+        for column in ("key_id", "tenant", "action", "verdict"):
+            value = getattr(where, column)
+            if value is not None:
+                add(f"{column} = {{ph}}", value)
+        if where.min_seq is not None:
+            add("seq >= {ph}", where.min_seq)
+        if where.max_seq is not None:
+            add("seq <= {ph}", where.max_seq)
+    return (" WHERE " + " AND ".join(conds)) if conds else "", params
+
+
+def record_row(rec: AuditRecord) -> tuple[Any, ...]:
+    """The record as a row in COLUMNS order (content and details as canonical JSON text)."""
+    values = rec.model_dump()
+    values["content"] = canonical(values["content"])
+    values["details"] = canonical(values["details"])
+    return tuple(values[name] for name in COLUMNS)
+
+
+def row_record(row: Sequence[Any]) -> AuditRecord:
+    """A row read back as a record; `AuditCorrupt` if it cannot be one."""
+    values = dict(zip(COLUMNS, row, strict=True))
+    seq = values["seq"] if isinstance(values["seq"], int) else -1
+    try:
+        values["content"] = json.loads(values["content"])
+        values["details"] = json.loads(values["details"])
+        return AuditRecord.model_validate(values)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            where = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise AuditCorrupt(seq, f"stored fields are invalid ({where})") from None
+        raise AuditCorrupt(seq, "stored content or details are not JSON") from None
+
+
+def row_checkpoint(row: Sequence[Any]) -> Checkpoint:
+    """A checkpoint row read back; `AuditCorrupt` if it cannot be one."""
+    values = dict(zip(CP_COLUMNS, row, strict=True))
+    try:
+        return Checkpoint.model_validate(values)
+    except ValidationError:
+        seq = values["seq"] if isinstance(values["seq"], int) else -1
+        raise AuditCorrupt(seq, "a checkpoint row is invalid") from None
+
+
+def checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
+    """The checkpoint as a row in CP_COLUMNS order."""
+    return (cp.seq, cp.hash, cp.time, cp.reason, cp.mac)
+
+
+class Sealed:
+    """A batch sealed under the write lock: its records, the new head, a checkpoint if due."""
+
+    def __init__(self, records: list[AuditRecord], checkpoint: Checkpoint | None) -> None:
+        self.records = records
+        self.checkpoint = checkpoint
+        last = records[-1]
+        self.head = Head(seq=last.seq, hash=last.hash, time=last.time)
+
+
+class SqlAuditStore(AuditStore):
+    """The logic both SQL backends share; they supply connections, locking and SQL."""
+
+    def __init__(
+        self,
+        *,
+        hmac_key: bytes | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 300.0,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+    ) -> None:
+        if hmac_key is not None:
+            check_hmac_key(hmac_key)
+        if checkpoint_every < 0 or checkpoint_interval < 0:
+            raise ValueError("checkpoint_every and checkpoint_interval must be >= 0 (0: off)")
+        self._hmac_key = hmac_key
+        self._every = checkpoint_every
+        self._interval = checkpoint_interval
+        self._last_checkpoint = monotonic_clock.monotonic()
+        self.guard = EventGuard(key_prefix)
+
+    def _prepare(self, events: Sequence[AuditEvent]) -> None:
+        """Refuse the batch before taking any lock if one event may not be stored."""
+        if not events:
+            raise ValueError("append_many needs at least one event")
+        for event in events:
+            self.guard.check(event)
+
+    def _seal(self, events: Sequence[AuditEvent], head: Head) -> Sealed:
+        """Chain the events after `head`; called with the write lock held."""
+        # Never let time run backwards along the chain, even if the clock does: time filters
+        # and retention then always cut the log at one seq.
+        moment = max(format_time(datetime.now(UTC)), head.time or "")
+        prev, seq, records = head.hash, head.seq, []
+        for event in events:
+            seq += 1
+            rec = seal(event, seq=seq, record_id=str(uuid.uuid4()), time=moment, prev_hash=prev)
+            records.append(rec)
+            prev = rec.hash
+        checkpoint = None
+        if self._hmac_key is not None and self._checkpoint_due(head.seq, seq):
+            checkpoint = sign_checkpoint(
+                self._hmac_key, seq=seq, hash=prev, time=moment, reason="periodic"
+            )
+        return Sealed(records, checkpoint)
+
+    def _checkpoint_due(self, old_seq: int, new_seq: int) -> bool:
+        if self._every and new_seq // self._every > old_seq // self._every:
+            return True
+        elapsed = monotonic_clock.monotonic() - self._last_checkpoint
+        return bool(self._interval) and elapsed >= self._interval
+
+    def _committed(self, sealed: Sealed) -> None:
+        """Bookkeeping once a sealed batch is durable."""
+        if sealed.checkpoint is not None:
+            self._logged_checkpoint(sealed.checkpoint)
+
+    def _logged_checkpoint(self, cp: Checkpoint) -> None:
+        # The service's logs go elsewhere than the database: a second witness of the head.
+        self._last_checkpoint = monotonic_clock.monotonic()
+        log.info("audit.checkpoint", **cp.model_dump())
+
+    @staticmethod
+    def _check_limit(limit: int) -> None:
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+
+    def verify(self, hmac_key: bytes | None = None) -> VerifyReport:
+        """Walk the whole chain and its checkpoints; report the first record that does not hold."""
+        if hmac_key is not None:
+            check_hmac_key(hmac_key)
+        head = self.head()
+        verifier = ChainVerifier(hmac_key, mode="log")
+        records = self.iter_records(RecordFilter(max_seq=head.seq))
+        checkpoints = self.iter_checkpoints(max_seq=head.seq)
+        with closing(records), closing(checkpoints):
+            try:
+                verifier.feed_all(merge(records, checkpoints))
+            except AuditCorrupt as exc:
+                verifier.fail(exc.seq, exc.reason)
+        if not verifier.failed:
+            self._check_beyond_head(verifier)
+        return verifier.finish(head)
+
+    def _check_beyond_head(self, verifier: ChainVerifier) -> None:
+        """A checkpoint past the current head means the head and tail were rolled back."""
+        newest = self.last_checkpoint(at_or_before=2**62)
+        head_now = self.head()
+        if newest is not None and newest.seq > head_now.seq:
+            verifier.fail(
+                head_now.seq + 1,
+                f"is missing: a {newest.reason} checkpoint signs seq {newest.seq}, but the "
+                f"log's head was set back to seq {head_now.seq}",
+            )

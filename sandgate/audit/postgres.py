@@ -1,0 +1,329 @@
+"""The multi-host audit store: PostgreSQL through psycopg 3.
+
+Durability: each append is one transaction committed with `synchronous_commit = on` (set on
+every connection, whatever the server's default), so the WAL is flushed before `append`
+returns.
+
+Serialisation: an append locks the single head row (`SELECT ... FOR UPDATE`), so appends from
+any number of threads, processes and hosts queue on it and the chain cannot fork; `prev_hash`
+is UNIQUE as a second guard. A `lock_timeout` turns a stuck lock into `AuditUnavailable`.
+
+Append-only: one trigger function refuses UPDATE, DELETE and TRUNCATE on the log's tables,
+except deleting records (and superseded checkpoints) that a `prune` checkpoint covers: the
+path `prune` takes. Tables are created on first use when missing; an existing schema is
+never re-created, so dropped triggers stay dropped (and visible) rather than silently healed.
+
+Reads stream through a server-side (named) cursor on a read-only connection of their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from sandgate.audit._sql import (
+    COLUMNS,
+    CP_COLUMNS,
+    SqlAuditStore,
+    checkpoint_row,
+    record_row,
+    row_checkpoint,
+    row_record,
+    where_sql,
+)
+from sandgate.audit.base import (
+    AuditError,
+    AuditEvent,
+    AuditRecord,
+    AuditUnavailable,
+    Checkpoint,
+    CheckpointReason,
+    Head,
+    PruneResult,
+    RecordFilter,
+)
+from sandgate.audit.chain import GENESIS, format_time, sign_checkpoint
+
+__all__ = ["PostgresAuditStore"]
+
+_SCHEMA_LOCK = 0x5A6D_A0D1  # advisory lock id: one schema creation at a time
+_SCHEMA = f"""
+CREATE TABLE audit_records (
+    seq BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
+    action TEXT NOT NULL, verdict TEXT, status TEXT, tenant TEXT, key_id TEXT, key_name TEXT,
+    policy_name TEXT, policy_hash TEXT, request_id TEXT, client TEXT,
+    content TEXT NOT NULL, details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL UNIQUE, hash TEXT NOT NULL
+);
+CREATE INDEX audit_records_time ON audit_records (time);
+CREATE INDEX audit_records_tenant ON audit_records (tenant, seq);
+CREATE INDEX audit_records_key ON audit_records (key_id, seq);
+CREATE INDEX audit_records_action ON audit_records (action, seq);
+CREATE TABLE audit_checkpoints (
+    seq BIGINT NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
+    mac TEXT NOT NULL, PRIMARY KEY (seq, reason)
+);
+CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL, time TEXT
+);
+INSERT INTO audit_head VALUES (1, 0, '{GENESIS}', NULL);
+CREATE FUNCTION sandgate_audit_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF TG_TABLE_NAME = 'audit_records' AND EXISTS (
+            SELECT 1 FROM audit_checkpoints c WHERE c.reason = 'prune' AND c.seq >= OLD.seq
+        ) THEN
+            RETURN OLD;
+        END IF;
+        IF TG_TABLE_NAME = 'audit_checkpoints' AND EXISTS (
+            SELECT 1 FROM audit_checkpoints c WHERE c.reason = 'prune' AND c.seq > OLD.seq
+        ) THEN
+            RETURN OLD;
+        END IF;
+    ELSIF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'audit_head' THEN
+        IF NEW.seq > OLD.seq THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'sandgate audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+CREATE TRIGGER audit_records_guard BEFORE UPDATE OR DELETE ON audit_records
+    FOR EACH ROW EXECUTE FUNCTION sandgate_audit_guard();
+CREATE TRIGGER audit_checkpoints_guard BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION sandgate_audit_guard();
+CREATE TRIGGER audit_head_guard BEFORE UPDATE OR DELETE ON audit_head
+    FOR EACH ROW EXECUTE FUNCTION sandgate_audit_guard();
+CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
+    FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
+CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
+    FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
+"""
+_INSERT = (
+    f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+)
+_INSERT_CP = f"INSERT INTO audit_checkpoints ({', '.join(CP_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
+_SELECT_CP = f"SELECT {', '.join(CP_COLUMNS)} FROM audit_checkpoints"
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresAuditStore(SqlAuditStore):
+    """The audit log in PostgreSQL tables (in the DSN's database and search_path)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: int = 5,
+        lock_timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._lock_timeout_ms = str(int(lock_timeout * 1000))
+        self._local = threading.local()
+        self._conns: list[Conn] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        with self._errors():
+            self._create_schema(self._conn())
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn psycopg's errors into `AuditUnavailable`; drop this thread's broken connection."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            conn: Conn | None = getattr(self._local, "conn", None)
+            if conn is not None and (conn.broken or conn.closed):
+                self._local.conn = None
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise AuditUnavailable(f"audit database: {type(exc).__name__}: {first_line}") from exc
+
+    def _connect(self, *, autocommit: bool = True) -> Conn:
+        if self._closed:
+            raise AuditError("the audit store is closed")
+        conn = psycopg.connect(
+            self.dsn, autocommit=autocommit, connect_timeout=self._connect_timeout
+        )
+        try:
+            conn.execute("SELECT set_config('synchronous_commit', 'on', false)")
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (self._lock_timeout_ms,))
+            if not autocommit:
+                conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _conn(self) -> Conn:
+        """This thread's connection, replaced when the server dropped it."""
+        if self._closed:
+            raise AuditError("the audit store is closed")
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns = [c for c in self._conns if not c.closed]
+                self._conns.append(conn)
+        return conn
+
+    def _create_schema(self, conn: Conn) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            if conn.execute("SELECT to_regclass('audit_head')").fetchone() != (None,):
+                return
+            conn.execute(_SCHEMA)
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Conn, Head]]:
+        """One transaction holding the head row's lock: appends queue here, across hosts."""
+        with self._errors():
+            conn = self._conn()
+            with conn.transaction():
+                row = conn.execute(
+                    "SELECT seq, hash, time FROM audit_head WHERE id = 1 FOR UPDATE"
+                ).fetchone()
+                if row is None:
+                    raise AuditUnavailable("audit database: the head row is missing")
+                yield conn, Head(seq=row[0], hash=row[1], time=row[2])
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Seal and commit several events in one transaction (all or none)."""
+        self._prepare(events)
+        with self._write() as (conn, head):
+            sealed = self._seal(events, head)
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT, [record_row(r) for r in sealed.records])
+            if sealed.checkpoint is not None:
+                conn.execute(_INSERT_CP, checkpoint_row(sealed.checkpoint))
+            conn.execute(
+                "UPDATE audit_head SET seq = %s, hash = %s, time = %s WHERE id = 1",
+                (sealed.head.seq, sealed.head.hash, sealed.head.time),
+            )
+        self._committed(sealed)
+        return sealed.records
+
+    def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
+        """Rows of a query through a server-side cursor on a read-only connection of its own."""
+        try:
+            conn = self._connect(autocommit=False)
+            try:
+                conn.read_only = True
+                with conn.cursor(name="sandgate_audit_stream") as cur:
+                    cur.execute(sql, params)
+                    while rows := cur.fetchmany(batch_size):
+                        yield from rows
+            finally:
+                conn.close()
+        except psycopg.Error as exc:
+            raise AuditUnavailable(f"audit database: {type(exc).__name__}: {exc}") from exc
+
+    def iter_records(
+        self, where: RecordFilter | None = None, *, batch_size: int = 500
+    ) -> Generator[AuditRecord]:
+        """Stream matching records oldest first, in constant memory."""
+        clause, params = where_sql(where, "%s")
+        for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, batch_size):
+            yield row_record(row)
+
+    def iter_checkpoints(
+        self, *, min_seq: int | None = None, max_seq: int | None = None
+    ) -> Generator[Checkpoint]:
+        """Stream checkpoints by seq (then reason), oldest first."""
+        lo, hi = min_seq if min_seq is not None else 0, max_seq if max_seq is not None else 2**62
+        sql = f"{_SELECT_CP} WHERE seq >= %s AND seq <= %s ORDER BY seq, reason"
+        for row in self._stream(sql, (lo, hi), 500):
+            yield row_checkpoint(row)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._errors():
+            return self._conn().execute(sql, params).fetchall()
+
+    def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
+        """The newest checkpoint signing a seq at or before `at_or_before`."""
+        sql = f"{_SELECT_CP} WHERE seq <= %s ORDER BY seq DESC, reason DESC LIMIT 1"
+        rows = self._query(sql, (at_or_before,))
+        return row_checkpoint(rows[0]) if rows else None
+
+    def page(
+        self, where: RecordFilter | None = None, *, limit: int = 50, before_seq: int | None = None
+    ) -> list[AuditRecord]:
+        """Up to `limit` matching records, newest first, with seq < `before_seq`."""
+        self._check_limit(limit)
+        clause, params = where_sql(where, "%s")
+        if before_seq is not None:
+            clause += (" AND" if clause else " WHERE") + " seq < %s"
+            params.append(before_seq)
+        rows = self._query(f"{_SELECT}{clause} ORDER BY seq DESC LIMIT %s", [*params, limit])
+        return [row_record(row) for row in rows]
+
+    def count(self, where: RecordFilter | None = None) -> int:
+        """How many records match."""
+        clause, params = where_sql(where, "%s")
+        return int(self._query(f"SELECT count(*) FROM audit_records{clause}", params)[0][0])
+
+    def head(self) -> Head:
+        """The last seq and hash handed out."""
+        rows = self._query("SELECT seq, hash, time FROM audit_head WHERE id = 1", ())
+        if not rows:
+            raise AuditUnavailable("audit database: the head row is missing")
+        return Head(seq=rows[0][0], hash=rows[0][1], time=rows[0][2])
+
+    def checkpoint(self, hmac_key: bytes, *, reason: CheckpointReason = "manual") -> Checkpoint:
+        """Sign the current head now (or return the same-reason checkpoint already there)."""
+        with self._write() as (conn, head):
+            if head.seq == 0:
+                raise AuditError("the audit log is empty: there is nothing to checkpoint")
+            row = conn.execute(
+                f"{_SELECT_CP} WHERE seq = %s AND reason = %s", (head.seq, reason)
+            ).fetchone()
+            if row is not None:
+                return row_checkpoint(row)
+            cp = sign_checkpoint(
+                hmac_key, seq=head.seq, hash=head.hash, time=_now(head), reason=reason
+            )
+            conn.execute(_INSERT_CP, checkpoint_row(cp))
+        self._logged_checkpoint(cp)
+        return cp
+
+    def prune(self, before: datetime, hmac_key: bytes) -> PruneResult:
+        """Delete records older than `before` in one transaction, after a signed checkpoint."""
+        with self._write() as (conn, head):
+            row = conn.execute(
+                "SELECT seq, hash FROM audit_records WHERE time < %s ORDER BY seq DESC LIMIT 1",
+                (format_time(before),),
+            ).fetchone()
+            if row is None:
+                return PruneResult(deleted=0, checkpoint=None)
+            cp = sign_checkpoint(hmac_key, seq=row[0], hash=row[1], time=_now(head), reason="prune")
+            conn.execute(_INSERT_CP, checkpoint_row(cp))
+            deleted = conn.execute("DELETE FROM audit_records WHERE seq <= %s", (cp.seq,)).rowcount
+            conn.execute("DELETE FROM audit_checkpoints WHERE seq < %s", (cp.seq,))
+        self._logged_checkpoint(cp)
+        return PruneResult(deleted=deleted, checkpoint=cp)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+
+def _now(head: Head) -> str:
+    return max(format_time(datetime.now(UTC)), head.time or "")

@@ -1,0 +1,320 @@
+"""The embedded audit store: one SQLite file in WAL mode.
+
+Durability: `synchronous=FULL`, so each commit fsyncs the WAL before `append` returns. With
+NORMAL a WAL commit survives a killed process (the OS page cache has it) but not a power cut;
+the promise is that no answered request loses its record, so FULL it is (cost: one fsync per
+append; the benchmark measures it).
+
+Serialisation: an append is `BEGIN IMMEDIATE` (the database's single write lock, which holds
+across processes), read the head row, insert, move the head, `COMMIT`. Threads of one process
+queue on a lock first, so they hand over without SQLite's sleeping busy handler; other
+processes wait on the busy timeout. `prev_hash` is UNIQUE, so even a bug cannot fork the chain.
+
+Triggers refuse UPDATE and DELETE, except deleting records (and superseded checkpoints) that a
+`prune` checkpoint covers: the path `prune` takes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sandgate.audit._sql import (
+    COLUMNS,
+    CP_COLUMNS,
+    SqlAuditStore,
+    checkpoint_row,
+    record_row,
+    row_checkpoint,
+    row_record,
+    where_sql,
+)
+from sandgate.audit.base import (
+    AuditError,
+    AuditEvent,
+    AuditRecord,
+    AuditUnavailable,
+    Checkpoint,
+    CheckpointReason,
+    Head,
+    PruneResult,
+    RecordFilter,
+)
+from sandgate.audit.chain import GENESIS, format_time, sign_checkpoint
+
+__all__ = ["SQLiteAuditStore"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = f"""
+CREATE TABLE audit_records (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
+    action TEXT NOT NULL, verdict TEXT, status TEXT, tenant TEXT, key_id TEXT, key_name TEXT,
+    policy_name TEXT, policy_hash TEXT, request_id TEXT, client TEXT,
+    content TEXT NOT NULL, details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL UNIQUE, hash TEXT NOT NULL
+);
+CREATE INDEX audit_records_time ON audit_records (time);
+CREATE INDEX audit_records_tenant ON audit_records (tenant, seq);
+CREATE INDEX audit_records_key ON audit_records (key_id, seq);
+CREATE INDEX audit_records_action ON audit_records (action, seq);
+CREATE TABLE audit_checkpoints (
+    seq INTEGER NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
+    mac TEXT NOT NULL, PRIMARY KEY (seq, reason)
+);
+CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, time TEXT
+);
+INSERT INTO audit_head VALUES (1, 0, '{GENESIS}', NULL);
+CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE refused'); END;
+CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records
+WHEN NOT EXISTS (SELECT 1 FROM audit_checkpoints WHERE reason = 'prune' AND seq >= OLD.seq)
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE refused outside prune'); END;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: UPDATE refused'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+WHEN NOT EXISTS (SELECT 1 FROM audit_checkpoints c WHERE c.reason = 'prune' AND c.seq > OLD.seq)
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: DELETE refused'); END;
+CREATE TRIGGER audit_head_forward BEFORE UPDATE ON audit_head WHEN NEW.seq <= OLD.seq
+BEGIN SELECT RAISE(ABORT, 'audit head only moves forward'); END;
+CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
+BEGIN SELECT RAISE(ABORT, 'audit head cannot be deleted'); END;
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+_INSERT = (
+    f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+_INSERT_CP = f"INSERT INTO audit_checkpoints ({', '.join(CP_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
+_SELECT_CP = f"SELECT {', '.join(CP_COLUMNS)} FROM audit_checkpoints"
+
+
+class SQLiteAuditStore(SqlAuditStore):
+    """The audit log in one SQLite file (WAL, synchronous=FULL)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, **options: Any) -> None:
+        super().__init__(**options)
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        with self._errors():
+            self._create_schema(self._conn())
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return _sqlite_errors(self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise AuditError("the audit store is closed")
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise AuditUnavailable(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not be used concurrently)."""
+        if self._closed:
+            raise AuditError("the audit store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        # Only takes effect on an empty file: lets prune hand pages back to the filesystem.
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        with self._write():
+            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                for statement in _split(_SCHEMA):
+                    conn.execute(statement)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialised across threads and processes."""
+        with self._write_lock, self._errors():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _head(conn: sqlite3.Connection) -> Head:
+        seq, hash_, time = conn.execute("SELECT seq, hash, time FROM audit_head").fetchone()
+        return Head(seq=seq, hash=hash_, time=time)
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Seal and commit several events in one transaction (all or none)."""
+        self._prepare(events)
+        with self._write() as conn:
+            sealed = self._seal(events, self._head(conn))
+            conn.executemany(_INSERT, [record_row(r) for r in sealed.records])
+            if sealed.checkpoint is not None:
+                conn.execute(_INSERT_CP, checkpoint_row(sealed.checkpoint))
+            conn.execute(
+                "UPDATE audit_head SET seq = ?, hash = ?, time = ?",
+                (sealed.head.seq, sealed.head.hash, sealed.head.time),
+            )
+        self._committed(sealed)
+        return sealed.records
+
+    def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
+        """Rows of a query on a connection of its own, fetched in batches."""
+        with self._errors():
+            conn = self._connect()
+        try:
+            with self._errors():
+                cursor = conn.execute(sql, params)
+            while True:
+                with self._errors():
+                    rows = cursor.fetchmany(batch_size)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            conn.close()
+
+    def iter_records(
+        self, where: RecordFilter | None = None, *, batch_size: int = 500
+    ) -> Generator[AuditRecord]:
+        """Stream matching records oldest first, in constant memory."""
+        clause, params = where_sql(where, "?")
+        for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, batch_size):
+            yield row_record(row)
+
+    def iter_checkpoints(
+        self, *, min_seq: int | None = None, max_seq: int | None = None
+    ) -> Generator[Checkpoint]:
+        """Stream checkpoints by seq (then reason), oldest first."""
+        lo, hi = min_seq if min_seq is not None else 0, max_seq if max_seq is not None else 2**62
+        sql = f"{_SELECT_CP} WHERE seq >= ? AND seq <= ? ORDER BY seq, reason"
+        for row in self._stream(sql, (lo, hi), 500):
+            yield row_checkpoint(row)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._errors():
+            return self._conn().execute(sql, params).fetchall()
+
+    def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
+        """The newest checkpoint signing a seq at or before `at_or_before`."""
+        sql = f"{_SELECT_CP} WHERE seq <= ? ORDER BY seq DESC, reason DESC LIMIT 1"
+        rows = self._query(sql, (at_or_before,))
+        return row_checkpoint(rows[0]) if rows else None
+
+    def page(
+        self, where: RecordFilter | None = None, *, limit: int = 50, before_seq: int | None = None
+    ) -> list[AuditRecord]:
+        """Up to `limit` matching records, newest first, with seq < `before_seq`."""
+        self._check_limit(limit)
+        clause, params = where_sql(where, "?")
+        if before_seq is not None:
+            clause += (" AND" if clause else " WHERE") + " seq < ?"
+            params.append(before_seq)
+        rows = self._query(f"{_SELECT}{clause} ORDER BY seq DESC LIMIT ?", [*params, limit])
+        return [row_record(row) for row in rows]
+
+    def count(self, where: RecordFilter | None = None) -> int:
+        """How many records match."""
+        clause, params = where_sql(where, "?")
+        return int(self._query(f"SELECT count(*) FROM audit_records{clause}", params)[0][0])
+
+    def head(self) -> Head:
+        """The last seq and hash handed out."""
+        with self._errors():
+            return self._head(self._conn())
+
+    def checkpoint(self, hmac_key: bytes, *, reason: CheckpointReason = "manual") -> Checkpoint:
+        """Sign the current head now (or return the same-reason checkpoint already there)."""
+        with self._write() as conn:
+            head = self._head(conn)
+            if head.seq == 0:
+                raise AuditError("the audit log is empty: there is nothing to checkpoint")
+            rows = conn.execute(
+                f"{_SELECT_CP} WHERE seq = ? AND reason = ?", (head.seq, reason)
+            ).fetchall()
+            if rows:
+                return row_checkpoint(rows[0])
+            cp = sign_checkpoint(
+                hmac_key, seq=head.seq, hash=head.hash, time=_now(head), reason=reason
+            )
+            conn.execute(_INSERT_CP, checkpoint_row(cp))
+        self._logged_checkpoint(cp)
+        return cp
+
+    def prune(self, before: datetime, hmac_key: bytes) -> PruneResult:
+        """Delete records older than `before` in one transaction, after a signed checkpoint."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT seq, hash FROM audit_records WHERE time < ? ORDER BY seq DESC LIMIT 1",
+                (format_time(before),),
+            ).fetchone()
+            if row is None:
+                return PruneResult(deleted=0, checkpoint=None)
+            cp = sign_checkpoint(
+                hmac_key, seq=row[0], hash=row[1], time=_now(self._head(conn)), reason="prune"
+            )
+            conn.execute(_INSERT_CP, checkpoint_row(cp))
+            deleted = conn.execute("DELETE FROM audit_records WHERE seq <= ?", (cp.seq,)).rowcount
+            conn.execute("DELETE FROM audit_checkpoints WHERE seq < ?", (cp.seq,))
+        with self._errors():
+            self._conn().execute("PRAGMA incremental_vacuum")
+        self._logged_checkpoint(cp)
+        return PruneResult(deleted=deleted, checkpoint=cp)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+
+def _now(head: Head) -> str:
+    return max(format_time(datetime.now(UTC)), head.time or "")
+
+
+def _split(script: str) -> list[str]:
+    """Statements of the schema script (triggers contain `;` inside BEGIN...END)."""
+    statements, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """Turn sqlite3's errors into `AuditUnavailable`, naming the file but no content."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise AuditUnavailable(f"audit database {path}: {exc}") from exc
