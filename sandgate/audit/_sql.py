@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import time as monotonic_clock
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -193,17 +194,29 @@ class SqlAuditStore(AuditStore):
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
 
-    def verify(self, hmac_key: bytes | None = None) -> VerifyReport:
+    def verify(
+        self, hmac_key: bytes | None = None, *, witness: Checkpoint | None = None
+    ) -> VerifyReport:
         """Walk the whole chain and its checkpoints; report the first record that does not hold."""
         if hmac_key is not None:
             check_hmac_key(hmac_key)
         head = self.head()
         verifier = ChainVerifier(hmac_key, mode="log")
+        if witness is not None and witness.seq > head.seq:
+            verifier.fail(
+                head.seq + 1,
+                f"is missing: the witness checkpoint signs seq {witness.seq}, but the log ends "
+                f"at seq {head.seq}",
+            )
+            return verifier.finish()
         records = self.iter_records(RecordFilter(max_seq=head.seq))
         checkpoints = self.iter_checkpoints(max_seq=head.seq)
         with closing(records), closing(checkpoints):
+            signed: Iterable[Checkpoint] = checkpoints
+            if witness is not None:
+                signed = heapq.merge(checkpoints, [witness], key=lambda cp: cp.seq)
             try:
-                verifier.feed_all(merge(records, checkpoints))
+                verifier.feed_all(merge(records, signed))
             except AuditCorrupt as exc:
                 verifier.fail(exc.seq, exc.reason)
         if not verifier.failed:

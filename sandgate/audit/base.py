@@ -303,8 +303,16 @@ class AuditStore(abc.ABC):
         """Delete records older than `before` in one transaction, after a signed checkpoint."""
 
     @abc.abstractmethod
-    def verify(self, hmac_key: bytes | None = None) -> VerifyReport:
-        """Walk the whole chain (and checkpoints); report the first record that does not hold."""
+    def verify(
+        self, hmac_key: bytes | None = None, *, witness: Checkpoint | None = None
+    ) -> VerifyReport:
+        """Walk the whole chain (and checkpoints); report the first record that does not hold.
+
+        With `hmac_key`, every checkpoint's HMAC is checked too. `witness` is a checkpoint kept
+        outside the database (an earlier export, `sandgate audit checkpoint`, the service log):
+        the log must still hold the record it signs, unchanged, which catches a cut-off tail
+        even when the checkpoints in the database were deleted with it.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -49,13 +49,16 @@ class RawDb:
         """Run one statement (written with `?` placeholders) and commit it."""
         if self.is_pg:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
-                cur = conn.execute(sql.replace("?", "%s"), params)
+                if params:
+                    cur = conn.execute(sql.replace("?", "%s"), params)
+                else:  # no placeholders: a literal % (in LIKE) must not be parsed as one
+                    cur = conn.execute(sql)
                 return cur.fetchall() if cur.description else []
-        conn = sqlite3.connect(self.dsn[len("sqlite://") :], isolation_level=None)
+        lite = sqlite3.connect(self.dsn[len("sqlite://") :], isolation_level=None)
         try:
-            return conn.execute(sql, params).fetchall()
+            return lite.execute(sql, params).fetchall()
         finally:
-            conn.close()
+            lite.close()
 
     def drop_triggers(self) -> None:
         """Remove the append-only triggers."""
