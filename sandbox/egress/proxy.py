@@ -1,0 +1,318 @@
+"""The per-execution allowlisting egress proxy, listening on a Unix socket.
+
+For every connection: read one request head (plain HTTP in absolute form, or CONNECT), check
+the host and port with the injected filter (deny on no match or on any error), resolve the name
+once, refuse loopback/private/link-local/CGNAT/multicast/reserved/metadata addresses, connect
+to an address that passed, and relay under the byte caps and the idle timeout. A private or
+loopback address passes only when `allow_private` is on AND an allow entry names that exact
+address and port; cloud-metadata addresses never pass. Every attempt becomes an
+`EgressAttempt`, handed to `on_attempt` once it is finished.
+
+Plain HTTP carries one request per client connection (`Connection: close` both ways): a second,
+pipelined request on the same connection is never read, so it cannot skip the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import socket
+from pathlib import Path
+from typing import Self
+
+import structlog
+
+from sandbox.base import EgressAttempt
+from sandbox.egress._http import ClientGone, ProxyRefusal, read_head, refusal
+from sandbox.egress._relay import Budget, Meter, relay
+from sandbox.egress._session import Session
+from sandbox.egress.address import blocked_category, canonical_ip, parse_ip
+from sandbox.egress.base import (
+    AttemptCallback,
+    EgressCaps,
+    EgressFilter,
+    IPAddress,
+    ResolveError,
+    Resolver,
+)
+from sandbox.egress.resolver import SystemResolver
+
+__all__ = ["EgressProxy"]
+
+log = structlog.get_logger(__name__)
+_STREAM_LIMIT = 1 << 20
+
+
+class EgressProxy:
+    """One execution's egress proxy; `start()` it on a socket path, `aclose()` it when done."""
+
+    def __init__(
+        self,
+        egress_filter: EgressFilter,
+        *,
+        allow_private: bool = False,
+        caps: EgressCaps | None = None,
+        resolver: Resolver | None = None,
+        on_attempt: AttemptCallback | None = None,
+    ) -> None:
+        self.filter = egress_filter
+        self.allow_private = allow_private
+        self.caps = caps or EgressCaps()
+        self.resolver: Resolver = resolver or SystemResolver()
+        self.on_attempt = on_attempt
+        self.refused_connections = 0
+        self._budget = Budget(self.caps.bytes_per_execution)
+        self._attempts: list[EgressAttempt] = []
+        self._accepted = 0
+        self._server: asyncio.Server | None = None
+        self._socket_path: Path | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._callbacks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def attempts(self) -> list[EgressAttempt]:
+        """Every attempt so far, in the order they started (open ones still counting bytes)."""
+        return list(self._attempts)
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes up plus down over all connections so far."""
+        return self._budget.used
+
+    @property
+    def socket_path(self) -> Path | None:
+        """Where the proxy listens, once started."""
+        return self._socket_path
+
+    async def start(self, socket_path: str | os.PathLike[str], *, mode: int = 0o600) -> None:
+        """Listen on a new Unix socket at `socket_path` (which must not exist) with `mode`."""
+        if self._server is not None or self._closed:
+            raise RuntimeError("an EgressProxy starts once")
+        path = Path(socket_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(path))
+            os.chmod(path, mode)
+            self._socket_path = path
+            self._server = await asyncio.start_unix_server(
+                self._accept, sock=sock, limit=_STREAM_LIMIT, backlog=128
+            )
+        except BaseException:
+            sock.close()
+            if self._socket_path is not None:
+                path.unlink(missing_ok=True)
+            raise
+        log.debug("egress.proxy_started", socket=str(path))
+
+    async def aclose(self) -> None:
+        """Stop listening, close every connection, remove the socket; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._server.wait_closed()
+        await asyncio.gather(*self._callbacks, return_exceptions=True)
+        if self._socket_path is not None:
+            self._socket_path.unlink(missing_ok=True)
+        log.debug("egress.proxy_closed", attempts=len(self._attempts))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _record(self, host: str, port: int, reason: str) -> EgressAttempt:
+        attempt = EgressAttempt(host=host, port=port, decision="deny", reason=reason)
+        self._attempts.append(attempt)
+        return attempt
+
+    def _finish(self, attempt: EgressAttempt) -> None:
+        """Hand a finished attempt to the callback; a failing callback never breaks the proxy."""
+        log.debug("egress.attempt", host=attempt.host, port=attempt.port, decision=attempt.decision)
+        if self.on_attempt is None:
+            return
+        try:
+            result = self.on_attempt(attempt)
+        except Exception as exc:
+            log.warning("egress.callback_failed", error=type(exc).__name__)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._await_callback(result))
+            self._callbacks.add(task)
+            task.add_done_callback(self._callbacks.discard)
+
+    @staticmethod
+    async def _await_callback(result: object) -> None:
+        try:
+            await result  # type: ignore[misc]
+        except Exception as exc:
+            log.warning("egress.callback_failed", error=type(exc).__name__)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._closed:
+            writer.close()
+            return
+        self._handlers.add(task)
+        try:
+            if self._accepted >= self.caps.connections_per_execution:
+                self._refuse_over_cap(writer)
+                return
+            self._accepted += 1
+            await self._serve(reader, writer)
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    def _refuse_over_cap(self, writer: asyncio.StreamWriter) -> None:
+        cap = self.caps.connections_per_execution
+        reason = f"connection cap ({cap} per execution) reached"
+        self.refused_connections += 1
+        if self.refused_connections == 1:  # one record, not thousands: the count is kept aside
+            self._finish(self._record("", 0, reason + "; later connections refused too"))
+        with contextlib.suppress(OSError):
+            writer.write(refusal(403, "connection-limit", reason))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(self.caps.header_timeout_s):
+                head = await read_head(reader, self.caps.max_head_bytes)
+        except ClientGone:
+            return
+        except TimeoutError:  # before OSError, of which it is a subclass
+            limit = self.caps.header_timeout_s
+            reason = f"request head not complete within {limit:g} s (header timeout)"
+            self._finish(self._record("", 0, reason))
+            await _answer(writer, refusal(408, "header-timeout", reason))
+            return
+        except OSError:
+            return
+        except ProxyRefusal as exc:
+            self._finish(self._record(exc.host, exc.port, exc.reason))
+            await _answer(writer, refusal(exc.status, exc.code, exc.reason))
+            return
+        attempt = self._record(head.host, head.port, "")
+        try:
+            upstream = await self._open(head.host, head.port, attempt)
+        except ProxyRefusal as exc:
+            attempt.reason = exc.reason
+            self._finish(attempt)
+            await _answer(writer, refusal(exc.status, exc.code, exc.reason))
+            return
+        except asyncio.CancelledError:
+            attempt.reason = "the proxy shut down before a connection was made"
+            self._finish(attempt)
+            raise
+        try:
+            meter = Meter(
+                attempt, self.caps.bytes_per_connection, self._budget, self.caps.idle_timeout_s
+            )
+            cut = await relay(*Session(head, reader, writer, upstream, meter).directions())
+            if cut is not None:
+                attempt.reason += f"; closed: {cut}"
+        except asyncio.CancelledError:
+            attempt.reason += "; closed: the proxy shut down"
+            raise
+        finally:
+            upstream[1].close()
+            self._finish(attempt)
+
+    async def _open(
+        self, host: str, port: int, attempt: EgressAttempt
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Decide, resolve once and connect to a checked address; raise ProxyRefusal if not."""
+        try:
+            verdict = self.filter.check(host, port)
+        except Exception as exc:  # deny on any filter error, never allow
+            raise ProxyRefusal(403, "blocked-by-allowlist", f"filter error: {exc}") from None
+        if not verdict.allowed:
+            raise ProxyRefusal(403, "blocked-by-allowlist", verdict.reason)
+        if self._budget.exhausted:
+            reason = f"per-execution byte cap ({self._budget.cap} bytes) already reached"
+            raise ProxyRefusal(403, "byte-limit", reason)
+        addresses = await self._resolve(host, port)
+        candidates: list[IPAddress] = []
+        refused: list[str] = []
+        for found in addresses:
+            address = canonical_ip(found)
+            category = blocked_category(address)
+            if category is None or self._private_allowed(address, port, category):
+                candidates.append(address)
+            else:
+                refused.append(f"{address} ({category})")
+        if not candidates:
+            reason = f"{host} resolves only to refused addresses: {', '.join(refused[:4])}"
+            if self.allow_private and not any("metadata" in r for r in refused):
+                reason += "; the policy must name the exact address:port to reach it"
+            raise ProxyRefusal(403, "blocked-address", reason)
+        failures: list[str] = []
+        for address in candidates[:4]:
+            try:
+                streams = await self._connect(address, port)
+            except (OSError, TimeoutError) as exc:
+                why = os.strerror(exc.errno) if exc.errno else "timed out"
+                failures.append(f"{address}: {why}")
+                continue
+            attempt.decision = "allow"
+            attempt.address = str(address)
+            attempt.reason = verdict.reason
+            return streams
+        raise ProxyRefusal(502, "upstream-failed", f"connect failed: {'; '.join(failures)}")
+
+    def _private_allowed(self, address: IPAddress, port: int, category: str) -> bool:
+        if not self.allow_private or "metadata" in category:
+            return False
+        try:
+            return self.filter.names_address(address, port)
+        except Exception:
+            return False
+
+    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
+        literal = parse_ip(host)
+        if literal is not None:
+            return [literal]
+        try:
+            async with asyncio.timeout(self.caps.resolve_timeout_s):
+                return list(await self.resolver.resolve(host, port))
+        except ResolveError as exc:
+            raise ProxyRefusal(502, "resolve-failed", str(exc)) from None
+        except TimeoutError:
+            raise ProxyRefusal(502, "resolve-failed", f"resolving {host} timed out") from None
+        except Exception as exc:
+            raise ProxyRefusal(502, "resolve-failed", f"resolver error: {exc}") from None
+
+    async def _connect(
+        self, address: IPAddress, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the checked address itself: a literal, so nothing is looked up again."""
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            async with asyncio.timeout(self.caps.connect_timeout_s):
+                await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
+            return await asyncio.open_connection(sock=sock, limit=_STREAM_LIMIT)
+        except BaseException:
+            sock.close()
+            raise
+
+
+async def _answer(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write the proxy's own short answer; a client that is gone or not reading is dropped."""
+    with contextlib.suppress(OSError, TimeoutError):
+        writer.write(data)
+        async with asyncio.timeout(5):
+            await writer.drain()
