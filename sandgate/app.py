@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
 
-from sandbox.base import Limits, SandboxBackend
+from guards.screener import Screener
+from sandbox.base import SandboxBackend
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate import __version__
-from sandgate.api import execute, health
+from sandgate.api import execute, health, policies
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.policy.registry import PolicyRegistry
 from sandgate.services import Services
 from sandgate.settings import Settings
 from sandgate.slots import SandboxSlots
@@ -38,6 +41,15 @@ def make_backend(settings: Settings) -> SandboxBackend:
     )
 
 
+def finding_producers(screener: Screener) -> dict[str, set[str]]:
+    """Finding type -> the detectors that can report it."""
+    producers: dict[str, set[str]] = {}
+    for detector, types in screener.entities_by_detector().items():
+        for kind in types:
+            producers.setdefault(kind, set()).add(detector)
+    return producers
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve app; parts start in the lifespan, not at import."""
     settings = settings or Settings()
@@ -49,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys = KeyStore(settings.state_dir / "keys.db")
         if settings.api_key is not None:
             keys.seed(settings.api_key.get_secret_value())
+        registry = PolicyRegistry(settings.policy_dir)
         backend = make_backend(settings)
         backend.reap()
         slots = SandboxSlots(
@@ -59,8 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys=keys,
             backend=backend,
             executor=Executor(backend, slots),
-            limits=Limits(),
+            policies=registry,
         )
+        stop_watching = asyncio.Event()
+        watcher = asyncio.create_task(registry.watch(stop_watching))
         log.info(
             "service.started",
             backend=backend.name,
@@ -71,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            stop_watching.set()
+            await watcher
             keys.close()
             log.info("service.stopped")
 
@@ -89,4 +106,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(execute.router)
+    app.include_router(policies.router)
     return app

@@ -9,6 +9,7 @@ import click
 
 from sandbox.image import ImageError, ImageStore
 from sandgate.keys import KeyStore, Scope
+from sandgate.policy.cli import policy
 from sandgate.settings import Settings
 
 __all__ = ["main"]
@@ -18,6 +19,9 @@ __all__ = ["main"]
 @click.version_option(package_name="sandgate")
 def main() -> None:
     """Sandgate: gVisor sandboxes and screening for AI agents."""
+
+
+main.add_command(policy)
 
 
 @main.command()

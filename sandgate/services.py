@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.base import Limits, SandboxBackend
+from sandbox.base import SandboxBackend
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
+from sandgate.policy.registry import PolicyRegistry
 from sandgate.settings import Settings
 
 __all__ = ["Services"]
@@ -20,4 +21,4 @@ class Services:
     keys: KeyStore
     backend: SandboxBackend
     executor: Executor
-    limits: Limits
+    policies: PolicyRegistry

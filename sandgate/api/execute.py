@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from sandgate.deps import ServicesDep, require
 from sandgate.keys import ApiKey, Scope
-from sandgate.models import ExecuteRequest, ExecuteResponse
+from sandgate.models import ExecuteRequest, ExecuteResponse, PolicyRef
 
 __all__ = ["router"]
 
@@ -22,10 +22,12 @@ async def execute(
     services: ServicesDep,
     key: Annotated[ApiKey, Depends(require(Scope.EXECUTE))],
 ) -> ExecuteResponse:
-    """Run `code` under the caller's policy and return its outcome and output."""
-    execution_id, result = await services.executor.execute(body, services.limits)
+    """Run `code` under the caller's policy (or a stricter one it names)."""
+    resolved = services.policies.resolve(key.name, key.tenant, body.policy)
+    execution_id, result = await services.executor.execute(body, resolved)
     return ExecuteResponse(
         execution_id=execution_id,
         request_id=request.state.request_id,
+        policy=PolicyRef(name=resolved.name, hash=resolved.hash),
         **result.model_dump(),
     )

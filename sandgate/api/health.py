@@ -27,10 +27,20 @@ async def ready(services: ServicesDep) -> JSONResponse:
         name: {"ok": problem is None, **({"detail": problem} if problem else {})}
         for name, problem in services.backend.checks().items()
     }
+    registry = services.policies
+    checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    warnings = []
+    if registry.rejected is not None:
+        first = registry.rejected.issues[0]
+        warnings.append(
+            f"policy reload rejected ({len(registry.rejected.issues)} problem(s), e.g. {first}); "
+            "the last good policies stay in force"
+        )
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",
         "backend": services.backend.name,
         "checks": checks,
+        "warnings": warnings,
     }
     return JSONResponse(body, status_code=200 if ok else 503)

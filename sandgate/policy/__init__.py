@@ -1,0 +1,1 @@
+"""YAML policies: schema, loading with `extends`, bindings, strictness, hot reload."""

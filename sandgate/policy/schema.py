@@ -1,0 +1,135 @@
+"""The policy schema: what a YAML file under `policies/` may say, as pydantic models.
+
+Every section forbids unknown keys, so a misspelt `egres:` is an error rather than a silently
+open network. `policies/schema.json` is generated from these models (`sandgate policy schema`)
+for editors with a YAML language server.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from guards.config import ScreeningConfig
+from sandbox.base import Limits, MiB
+from sandbox.egress.rules import parse_rule
+from sandbox.languages import LANGUAGES
+
+__all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits"]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class PolicyLimits(Limits):
+    """Resource limits of each execution, plus caps on what a request may bring in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_files: int = Field(64, ge=0, le=1024, description="Files a request may write into /work.")
+    max_files_bytes: int = Field(
+        4 * MiB, ge=0, le=256 * MiB, description="Total size of those files, bytes."
+    )
+    max_code_bytes: int = Field(
+        256 * 1024, gt=0, le=16 * MiB, description="Largest `code` accepted, bytes (else 413)."
+    )
+
+    def sandbox_limits(self) -> Limits:
+        """The subset the sandbox backend enforces."""
+        return Limits.model_validate(self.model_dump(include=set(Limits.model_fields)))
+
+
+def _entries(entries: list[str]) -> list[str]:
+    for entry in entries:
+        parse_rule(entry)  # raises ValueError saying what is wrong with the entry
+    if len(set(entries)) != len(entries):
+        raise ValueError("an entry is listed twice")
+    return entries
+
+
+class Network(BaseModel):
+    """Egress from the sandbox. Missing or empty `egress`: no network at all (the default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    egress: list[str] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Allowlist of `host:port` entries: `api.example.com:443`, "
+        "`*.example.com:443` (subdomains only, not the bare apex), `203.0.113.7:80`, "
+        "`[2001:db8::1]:443`. `*`, `*.com`, schemes, paths and credentials are refused.",
+    )
+    deny: list[str] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Entries refused even when `egress` allows them; same syntax.",
+    )
+    max_connections: int = Field(
+        64, gt=0, le=10_000, description="Connections one execution may open."
+    )
+    max_bytes: int = Field(
+        64 * MiB, gt=0, le=16 * 1024 * MiB, description="Bytes up plus down per execution."
+    )
+
+    _check_egress = field_validator("egress", "deny")(_entries)
+
+
+class AuditPolicy(BaseModel):
+    """What the audit log keeps of each decision, and for how long."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    content: Literal["none", "redacted", "full"] = Field(
+        "redacted",
+        description="`none`: metadata only; `redacted`: excerpts after screening's redaction; "
+        "`full`: the text as sent (secrets that screening blocks are still never kept).",
+    )
+    retention_days: int = Field(
+        365, ge=1, le=36_500, description="Records older than this are pruned."
+    )
+
+
+class Policy(BaseModel):
+    """One policy file. `extends` names a parent whose settings this one overrides."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="Sandgate policy",
+        json_schema_extra={"$id": "https://sandgate.dev/schema/policy.json"},
+    )
+
+    extends: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Parent policy, by name (its file's stem)."
+    )
+    description: str = Field("", max_length=2000, description="What this policy is for.")
+    owner: str | None = Field(None, max_length=200, description="Who answers for it.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Free labels (team, environment)."
+    )
+    limits: PolicyLimits = Field(default_factory=PolicyLimits)
+    languages: list[str] = Field(
+        default_factory=lambda: ["python"],
+        min_length=1,
+        description=f"Languages (images) allowed; known: {', '.join(sorted(LANGUAGES))}.",
+    )
+    network: Network = Field(default_factory=Network)
+    screening: ScreeningConfig = Field(default_factory=ScreeningConfig)
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unknown language(s) {unknown}; known: {sorted(LANGUAGES)}")
+        return names
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in labels if not re.match(r"^[A-Za-z0-9_.-]{1,63}$", k)]
+        if bad:
+            raise ValueError(f"label keys are 1-63 letters, digits, '_', '.', '-'; got {bad}")
+        return labels
