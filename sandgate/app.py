@@ -9,17 +9,21 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from guards.options import GuardOptions
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate import __version__
 from sandgate.api import execute, health, policies
+from sandgate.api import metrics as metrics_api
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.metrics import Metrics
+from sandgate.policy.loader import PolicySetInvalid
 from sandgate.policy.registry import PolicyRegistry
 from sandgate.services import Services
 from sandgate.settings import Settings
@@ -61,7 +65,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys = KeyStore(settings.state_dir / "keys.db")
         if settings.api_key is not None:
             keys.seed(settings.api_key.get_secret_value())
-        registry = PolicyRegistry(settings.policy_dir)
+        screener = Screener(GuardOptions())
+        metrics = Metrics()
+        try:
+            registry = PolicyRegistry(
+                settings.policy_dir,
+                producers=finding_producers(screener),
+                listener=lambda loaded, _rejected: metrics.policy_reloads.labels(
+                    "ok" if loaded else "rejected"
+                ).inc(),
+            )
+        except PolicySetInvalid as exc:
+            for issue in exc.issues:
+                log.error("policy.invalid", issue=str(issue))
+            raise RuntimeError(
+                f"the policies in {settings.policy_dir} are invalid; "
+                f"run `sandgate policy check {settings.policy_dir}`"
+            ) from None
         backend = make_backend(settings)
         backend.reap()
         slots = SandboxSlots(
@@ -71,8 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             keys=keys,
             backend=backend,
-            executor=Executor(backend, slots),
+            executor=Executor(backend, slots, metrics),
             policies=registry,
+            metrics=metrics,
         )
         stop_watching = asyncio.Event()
         watcher = asyncio.create_task(registry.watch(stop_watching))
@@ -107,4 +128,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(policies.router)
+    app.include_router(metrics_api.router)
     return app

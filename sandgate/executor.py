@@ -8,6 +8,7 @@ import structlog
 
 from sandbox.base import ExecutionResult, ExecutionSpec, Limits, SandboxBackend, SandboxUnavailable
 from sandgate.errors import Busy, InvalidInput, PayloadTooLarge, PolicyRefused, Unavailable
+from sandgate.metrics import Metrics
 from sandgate.models import ExecuteRequest
 from sandgate.policy.loader import ResolvedPolicy
 from sandgate.slots import NoSlot, SandboxSlots
@@ -24,9 +25,10 @@ def _refuse_field(field: str, message: str) -> list[dict[str, object]]:
 class Executor:
     """Runs requests on a backend within a host-wide cap on concurrent sandboxes."""
 
-    def __init__(self, backend: SandboxBackend, slots: SandboxSlots) -> None:
+    def __init__(self, backend: SandboxBackend, slots: SandboxSlots, metrics: Metrics) -> None:
         self.backend = backend
         self.slots = slots
+        self.metrics = metrics
 
     @staticmethod
     def limits_for(request: ExecuteRequest, resolved: ResolvedPolicy) -> Limits:
@@ -85,14 +87,18 @@ class Executor:
                     policy=resolved.name,
                     policy_hash=resolved.hash[:12],
                 )
-                result = await self.backend.run(spec)
+                with self.metrics.sandboxes_running.track_inprogress():
+                    result = await self.backend.run(spec)
         except NoSlot:
+            self.metrics.refused.labels("busy").inc()
             raise Busy(
                 f"all {self.slots.count} sandboxes are busy; retry later",
                 headers={"Retry-After": str(max(1, round(self.slots.wait_s)))},
             ) from None
         except SandboxUnavailable as exc:
             raise Unavailable(str(exc)) from None
+        self.metrics.executions.labels(result.status.value).inc()
+        self.metrics.execution_seconds.observe(result.wall_ms / 1000)
         log.info(
             "execute.done",
             execution_id=spec.execution_id,

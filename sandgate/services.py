@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sandbox.base import SandboxBackend
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
+from sandgate.metrics import Metrics
 from sandgate.policy.registry import PolicyRegistry
 from sandgate.settings import Settings
 
@@ -22,3 +23,4 @@ class Services:
     backend: SandboxBackend
     executor: Executor
     policies: PolicyRegistry
+    metrics: Metrics

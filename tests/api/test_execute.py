@@ -248,3 +248,15 @@ def test_when_load_exceeds_the_cap_then_429_and_never_more_sandboxes(
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["type"] == "busy"
     assert 1 <= running_peak <= 2
+
+
+def test_when_metrics_scraped_then_executions_are_counted_and_a_key_is_needed(
+    server: LiveServer,
+) -> None:
+    assert httpx.get(f"{server.url}/metrics").status_code == 401
+    execute(server, {"code": "import sys; sys.exit(3)"})
+    with server.client() as client:
+        text = client.get("/metrics").text
+    counted = [line for line in text.splitlines()
+               if line.startswith('sandgate_executions_total{status="error"}')]
+    assert counted and float(counted[0].split()[-1]) >= 1
