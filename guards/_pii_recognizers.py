@@ -28,13 +28,15 @@ _PHONE = (
 )
 _PHONE_CONTEXT = [
     "phone", "telephone", "tel", "mobile", "cell", "call", "fax", "desk", "office",
-    "contact", "reach", "sms", "whatsapp", "dial",
+    "contact", "reach", "sms", "whatsapp", "dial", "message", "messages", "text", "answer",
+    "answering", "voicemail",
 ]  # fmt: skip
 _NOT_PHONE = regex.compile(
     r"\d{1,3}(?:\.\d{1,3}){3}"  # IPv4
     r"|\d{4}[\-./]\d{1,2}[\-./]\d{1,2}"  # ISO-like dates
     r"|\d{1,2}[\-./]\d{1,2}[\-./]\d{4}"  # day-month-year dates
     r"|\d{1,4}(?:\.\d{1,4}){1,3}"  # version numbers, decimals
+    r"|(?:19|20)\d\d\s?[\-/]\s?(?:19|20)\d\d"  # year ranges
 )
 _EXTENSION = regex.compile(r"(?:x|ext\.?)\s?\d+$")
 

@@ -8,22 +8,24 @@ from guards._overlap import drop_shadowed
 from guards.base import Detection, ScanRequest, SyncDetector
 from guards.presidio_engines import NER_ENTITIES, pii_analyzer
 
-__all__ = ["PATTERN_ENTITIES", "PiiDetector"]
+__all__ = ["NON_PERSONAL", "PATTERN_ENTITIES", "PiiDetector"]
 
 # Reported by default without a model. Left out, but selectable through a stage's
 # `entities`: URL and DATE_TIME (found in most logs and prose), UUID and MAC_ADDRESS
 # (identifiers, not personal data), UK_NHS (any 10-digit number passing mod 11, e.g. a
-# Unix time, 1 in 11 of them), and the country-specific ID recognizers of other countries.
+# Unix time, 1 in 11 of them), MEDICAL_LICENSE (its DEA pattern matches inside hashes and
+# UUIDs), US_DRIVER_LICENSE (its weak patterns match ordinary words near "license"), and the
+# country-specific ID recognizers of other countries.
+# Addresses that identify no one (loopback, unspecified, broadcast) are never reported.
+NON_PERSONAL = ["::1", "::", "127.0.0.1", "0.0.0.0", "255.255.255.255"]
 PATTERN_ENTITIES = (
     "CREDIT_CARD",
     "CRYPTO",
     "EMAIL_ADDRESS",
     "IBAN_CODE",
     "IP_ADDRESS",
-    "MEDICAL_LICENSE",
     "PHONE_NUMBER",
     "US_BANK_NUMBER",
-    "US_DRIVER_LICENSE",
     "US_ITIN",
     "US_PASSPORT",
     "US_SSN",
@@ -73,7 +75,11 @@ class PiiDetector(SyncDetector):
             return []
         floor = min([request.stage_config.min_score, *request.stage_config.thresholds.values()])
         results = analyzer.analyze(
-            request.text, language="en", entities=entities, score_threshold=floor
+            request.text,
+            language="en",
+            entities=entities,
+            score_threshold=floor,
+            allow_list=NON_PERSONAL,
         )
         detections = [
             Detection(

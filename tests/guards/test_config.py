@@ -35,6 +35,8 @@ def test_when_nothing_is_given_then_defaults_are_the_documented_ones() -> None:
     assert config.input.action_for("secrets", "GITHUB_TOKEN") is Action.BLOCK
     assert config.output.action_for("secrets", "GITHUB_TOKEN") is Action.REDACT
     assert config.input.action_for("unlisted", "X") is Action.BLOCK
+    assert config.code.action_for("nemo", "XSS") is Action.BLOCK
+    assert config.code.action_for("nemo", "CODE_INJECTION") is Action.ALLOW
 
 
 def test_when_detectors_are_missing_then_stage_default_applies_and_empty_means_none() -> None:

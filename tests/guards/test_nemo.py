@@ -12,25 +12,35 @@ from tests.guards.conftest import Screen
 pytest.importorskip("yara", reason="NeMo's injection rails need yara-python")
 
 FOUND = [
-    ("import os\nos.system('rm -rf /tmp/x')", "CODE_INJECTION"),
-    ('q = "SELECT * FROM users WHERE id = 1 OR 1=1; DROP TABLE users; --"', "SQL_INJECTION"),
-    ("template = 'Hello {{ config.__class__ }}'", "TEMPLATE_INJECTION"),
-    ("html = '<script>alert(document.cookie)</script>'", "XSS"),
+    ("import os\nos.system('rm -rf /tmp/x')", "CODE_INJECTION", "allow"),
+    (
+        'q = "SELECT * FROM users WHERE id = 1 OR 1=1; DROP TABLE users; --"',
+        "SQL_INJECTION",
+        "allow",
+    ),
+    ("template = 'Hello {{ config.__class__ }}'", "TEMPLATE_INJECTION", "block"),
+    ("html = '<script>alert(document.cookie)</script>'", "XSS", "block"),
 ]
 
 
-@pytest.mark.parametrize(("code", "kind"), FOUND)
-def test_when_code_matches_a_yara_rule_then_nemo_blocks_with_located_finding(
-    screen: Screen, code: str, kind: str
+@pytest.mark.parametrize(("code", "kind", "verdict"), FOUND)
+def test_when_code_matches_a_yara_rule_then_nemo_reports_a_located_finding(
+    screen: Screen, code: str, kind: str, verdict: str
 ) -> None:
     result = screen(code, Stage.CODE)
-    assert result.verdict == "block"
+    # By default code and SQL rules are recorded (`allow`), template and XSS rules block.
+    assert result.verdict == verdict
     found = [f for f in result.findings if f.detector == "nemo" and f.type == kind]
     assert found, result.findings
     for finding in found:
         # The located span is real text of the code, not the whole input.
         assert 0 <= finding.start < finding.end <= len(code)
         assert code[finding.start : finding.end].strip()
+
+
+def test_when_policy_blocks_code_injection_then_code_is_blocked(screen: Screen) -> None:
+    config = ScreeningConfig(code=StageConfig(actions={"CODE_INJECTION": "block"}))
+    assert screen("import subprocess", Stage.CODE, config).verdict == "block"
 
 
 def test_when_code_is_harmless_then_nemo_finds_nothing(screen: Screen) -> None:
