@@ -8,6 +8,7 @@ audit error), 2 bad usage, 3 the database is unavailable.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -17,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 
-from sandgate.audit.base import AuditError, AuditStore, AuditUnavailable, RecordFilter
+from sandgate.audit.base import (
+    AuditError,
+    AuditStore,
+    AuditUnavailable,
+    Checkpoint,
+    RecordFilter,
+)
 from sandgate.audit.chain import canonical
 from sandgate.audit.dsn import HMAC_KEY_ENV, default_dsn, hmac_key_from_env, open_store
 from sandgate.audit.export import FORMATS, Format, export, verify_export
+from sandgate.logs import configure_logging
 
 __all__ = ["audit"]
 
@@ -86,6 +95,9 @@ key_option = click.option(
 @click.group("audit")
 def audit() -> None:
     """Verify, export, checkpoint and prune the tamper-evident audit log."""
+    if not structlog.is_configured():
+        # Logs go to stderr as JSON: stdout may be carrying an export.
+        configure_logging("info")
 
 
 @audit.command()
@@ -103,11 +115,24 @@ def audit() -> None:
     is_flag=True,
     help="The slice was filtered by key, tenant, action or verdict: gaps are expected.",
 )
+@click.option(
+    "--witness",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding a checkpoint kept earlier (`audit checkpoint` output): the log must "
+    "still hold the record it signs.",
+)
 def verify(
-    dsn: str, key_file: Path | None, slice_file: Path | None, fmt: Format | None, filtered: bool
+    dsn: str,
+    key_file: Path | None,
+    slice_file: Path | None,
+    fmt: Format | None,
+    filtered: bool,
+    witness: Path | None,
 ) -> None:
     """Walk the chain; print 'all N records hold' or name the first record that does not."""
     key = _key(key_file)
+    if key is None:
+        click.echo(f"warning: {HMAC_KEY_ENV} not set: checkpoint HMACs are not checked", err=True)
     if slice_file is not None:
         fmt = fmt or _format_of(slice_file)
         if str(slice_file) == "-":
@@ -116,11 +141,23 @@ def verify(
             with slice_file.open(encoding="utf-8", newline="") as lines:
                 report = verify_export(lines, fmt, hmac_key=key, filtered=filtered)
     else:
+        kept = _witness(witness) if witness is not None else None
         with _store(dsn) as store:
-            report = store.verify(key)
+            report = store.verify(key, witness=kept)
     click.echo(report.summary())
     if not report.ok:
         sys.exit(1)
+
+
+def _witness(path: Path) -> Checkpoint:
+    """The last checkpoint line in `path` (as `audit checkpoint` or a jsonl export write it)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        return Checkpoint.model_validate(json.loads(lines[-1])["checkpoint"])
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise click.BadParameter(
+            "not a checkpoint line (`audit checkpoint` prints one)", param_hint="--witness"
+        ) from exc
 
 
 def _format_of(path: Path) -> Format:
