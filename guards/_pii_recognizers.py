@@ -3,16 +3,20 @@
 - Card numbers: Presidio's pattern covers 13-17 digits starting 1, 3, 4, 5[0-5] or 6; real
   cards also are 12-19 digits (Maestro 12+, Visa 19) and start 2221-2720 (Mastercard),
   2131/1800 (JCB). Same Luhn validation as Presidio's, so a match scores 1.0.
-- Phone numbers: Presidio uses `phonenumbers` for eight regions, so national formats of
-  other countries ("0490 75 40 81", "699 956 915") are missed. This pattern takes any
-  7-15-digit grouping at a low base score (0.2, under every default threshold) that only a
-  context word nearby ("phone", "mobile", "call", "fax", ...) lifts to 0.55.
+- Phone numbers: Presidio's recognizer runs `phonenumbers`' matcher over the whole text
+  once per region (eight of them): ~70 ms for a KB dense with numbers, and national formats
+  of other countries ("0490 75 40 81", "699 956 915") are missed. This one replaces it: a
+  regex takes any 7-15-digit grouping at 0.2; a candidate that `phonenumbers` validates
+  (international, or national in one of Presidio's eight regions) scores 0.4 as Presidio's
+  does. Both stay under every default threshold unless a context word nearby ("phone",
+  "mobile", "call", "fax", ...) adds Presidio's 0.35: 0.55 or 0.75.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 import regex  # type: ignore[import-untyped]
 from presidio_analyzer import Pattern, PatternRecognizer
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
@@ -39,10 +43,37 @@ _NOT_PHONE = regex.compile(
     r"|(?:19|20)\d\d\s?[\-/]\s?(?:19|20)\d\d"  # year ranges
 )
 _EXTENSION = regex.compile(r"(?:x|ext\.?)\s?\d+$")
+_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # Presidio's default regions
+_VALID_SCORE = 0.4
+
+
+def _valid_number(candidate: str) -> bool:
+    regions: tuple[str | None, ...] = (None,) if candidate.startswith("+") else _REGIONS
+    for region in regions:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(candidate, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 class _ContextPhoneRecognizer(PatternRecognizer):
     """Digit groupings that look like phone numbers, trusted only next to a context word."""
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: Any = None,
+        regex_flags: int | None = None,
+    ) -> list[Any]:
+        """Pattern matches, raised to Presidio's 0.4 when `phonenumbers` validates them."""
+        results: list[Any] = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for result in results:
+            if _valid_number(text[result.start : result.end]):
+                result.score = _VALID_SCORE
+        return results
 
     def invalidate_result(self, pattern_text: str) -> bool:
         """Reject dates, IPs, version numbers and digit counts no phone number has."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -33,12 +32,6 @@ class GuardOptions(BaseModel):
         description="Directory of an official spaCy pipeline (e.g. an unpacked "
         "`en_core_web_lg`). When set, Presidio runs it and PERSON, LOCATION, ORGANIZATION and "
         "NRP become detectable. Must exist: a missing path would make Presidio try a download.",
-    )
-    nlp_engine: Literal["lemma", "no_op"] = Field(
-        "lemma",
-        description="Engine when no model path is set: `lemma` (blank spaCy tokenizer whose "
-        "lemmas are lower-cased tokens, so context words such as 'phone' raise scores) or "
-        "`no_op` (no tokenizer, context words ignored).",
     )
     hash_secret: SecretStr | None = Field(
         None,

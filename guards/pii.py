@@ -39,7 +39,7 @@ class PiiDetector(SyncDetector):
 
     def _analyzer(self) -> Any:
         path = self.options.spacy_model_path
-        return pii_analyzer(self.options.nlp_engine, None if path is None else str(path))
+        return pii_analyzer(None if path is None else str(path))
 
     def entities(self) -> list[str]:
         """Pattern entities, plus the NER ones when the configured model has a NER pipe."""

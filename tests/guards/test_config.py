@@ -95,7 +95,6 @@ def test_when_every_registered_detector_is_named_then_config_accepts_it() -> Non
     [
         ({"hash_secret": "short"}, "at least 16"),
         ({"spacy_model_path": "/nonexistent/model"}, "no spaCy pipeline"),
-        ({"nlp_engine": "en_core_web_lg"}, "Input should be"),
         ({"offload": 3}, "Extra inputs"),
     ],
 )
