@@ -9,7 +9,7 @@ can make the origin see a different request than the one checked.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -83,8 +83,8 @@ def refusal(status: int, code: str, reason: str) -> bytes:
     return head.encode("ascii") + body
 
 
-async def read_head(reader: asyncio.StreamReader, max_head_bytes: int) -> RequestHead:
-    """Read one request head and check its target; raise ProxyRefusal or ClientGone."""
+async def read_head(recv: Callable[[], Awaitable[bytes]], max_head_bytes: int) -> RequestHead:
+    """Read one request head with `recv` and check its target; raise ProxyRefusal or ClientGone."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
     received = 0
     while True:
@@ -96,7 +96,7 @@ async def read_head(reader: asyncio.StreamReader, max_head_bytes: int) -> Reques
         if isinstance(event, h11.Request):
             return _checked(conn, event)
         if event is h11.NEED_DATA:
-            data = await reader.read(65536)
+            data = await recv()
             received += len(data)
             if not data and received == 0:
                 raise ClientGone

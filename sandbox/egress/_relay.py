@@ -1,15 +1,31 @@
-"""Moving bytes between a client and an origin under the byte caps and the idle timeout."""
+"""Moving bytes between a client and an origin under the byte caps and the idle timeout.
+
+Sockets are driven directly with the loop's `sock_recv_into`/`sock_sendall` into one reused
+buffer per direction: no stream buffers, so a chunk is copied only by the kernel.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sandbox.base import EgressAttempt
 
-__all__ = ["Budget", "CapExceeded", "Cut", "IdleTimeout", "Meter", "pump", "relay", "send"]
+__all__ = [
+    "Budget",
+    "CHUNK",
+    "CapExceeded",
+    "Cut",
+    "Endpoint",
+    "IdleTimeout",
+    "Meter",
+    "pump",
+    "relay",
+    "send",
+]
 
 T = TypeVar("T")
 CHUNK = 256 * 1024
@@ -24,7 +40,40 @@ class CapExceeded(Cut):
 
 
 class IdleTimeout(Cut):
-    """No byte moved either way for the idle timeout."""
+    """No byte moved either way for the idle timeout (or a peer stopped reading)."""
+
+
+class Endpoint:
+    """A non-blocking socket driven by the running loop."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, 1 << 20)
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+
+    async def recv(self, size: int = 65536) -> bytes:
+        """Up to `size` bytes; b"" at end of stream."""
+        return await self.loop.sock_recv(self.sock, size)
+
+    async def recv_into(self, buffer: bytearray) -> int:
+        """Read into `buffer`; 0 at end of stream."""
+        return await self.loop.sock_recv_into(self.sock, buffer)
+
+    async def sendall(self, data: bytes | memoryview) -> None:
+        """Send every byte."""
+        await self.loop.sock_sendall(self.sock, data)
+
+    def shutdown_write(self) -> None:
+        """Signal end of stream to the peer, if it is still there."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        self.sock.close()
 
 
 class Budget:
@@ -66,8 +115,8 @@ class Meter:
         else:
             self.attempt.bytes_down += size
 
-    async def active(self, step: Callable[[], Awaitable[T]]) -> T:
-        """Await `step`, raising IdleTimeout once nothing moved either way for `idle_s`."""
+    async def read(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Await a read, raising IdleTimeout once nothing moved either way for `idle_s`."""
         loop = asyncio.get_running_loop()
         while True:
             remaining = self.idle_s - (loop.time() - self.last)
@@ -77,30 +126,37 @@ class Meter:
                 async with asyncio.timeout(remaining):
                     result = await step()
             except TimeoutError:
-                continue  # the other direction may have moved meanwhile; re-check
+                continue  # a cancelled read consumed nothing; the other side may have moved
             self.last = loop.time()
             return result
 
+    async def write(self, dst: Endpoint, data: bytes | memoryview) -> None:
+        """Send all of `data`; a peer that reads nothing for `idle_s` is given up on."""
+        try:
+            async with asyncio.timeout(self.idle_s):
+                await dst.sendall(data)
+        except TimeoutError:
+            raise IdleTimeout(f"peer read nothing for {self.idle_s:g} s") from None
+        self.last = asyncio.get_running_loop().time()
 
-async def send(writer: asyncio.StreamWriter, data: bytes, meter: Meter, *, up: bool) -> None:
-    """Charge and write one chunk, waiting (idle-bounded) while the peer is slow to read."""
+
+async def send(dst: Endpoint, data: bytes, meter: Meter, *, up: bool) -> None:
+    """Charge and send one chunk."""
     meter.take(len(data), up=up)
-    writer.write(data)
-    await meter.active(writer.drain)
+    await meter.write(dst, data)
 
 
-async def pump(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, meter: Meter, *, up: bool
-) -> None:
+async def pump(src: Endpoint, dst: Endpoint, meter: Meter, *, up: bool) -> None:
     """Copy until end of stream, then half-close the other side."""
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
     while True:
-        data = await meter.active(lambda: reader.read(CHUNK))
-        if not data:
+        size = await meter.read(lambda: src.recv_into(buffer))
+        if not size:
             break
-        await send(writer, data, meter, up=up)
-    if writer.can_write_eof() and not writer.is_closing():
-        with contextlib.suppress(OSError):
-            writer.write_eof()
+        meter.take(size, up=up)
+        await meter.write(dst, view[:size])
+    dst.shutdown_write()
 
 
 async def relay(up: Awaitable[None], down: Awaitable[None]) -> str | None:
@@ -114,7 +170,7 @@ async def relay(up: Awaitable[None], down: Awaitable[None]) -> str | None:
                 exc = task.exception()
                 if isinstance(exc, Cut):
                     return str(exc)
-                if isinstance(exc, ConnectionError | OSError):
+                if isinstance(exc, OSError):
                     return None  # a peer reset or went away: the normal end of many connections
                 if exc is not None:
                     raise exc

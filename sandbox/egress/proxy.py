@@ -26,7 +26,7 @@ import structlog
 
 from sandbox.base import EgressAttempt
 from sandbox.egress._http import ClientGone, ProxyRefusal, read_head, refusal
-from sandbox.egress._relay import Budget, Meter, relay
+from sandbox.egress._relay import Budget, Cut, Endpoint, Meter, relay
 from sandbox.egress._session import Session
 from sandbox.egress.address import blocked_category, canonical_ip, parse_ip
 from sandbox.egress.base import (
@@ -42,7 +42,6 @@ from sandbox.egress.resolver import SystemResolver
 __all__ = ["EgressProxy"]
 
 log = structlog.get_logger(__name__)
-_STREAM_LIMIT = 1 << 20
 
 
 class EgressProxy:
@@ -66,7 +65,8 @@ class EgressProxy:
         self._budget = Budget(self.caps.bytes_per_execution)
         self._attempts: list[EgressAttempt] = []
         self._accepted = 0
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._acceptor: asyncio.Task[None] | None = None
         self._socket_path: Path | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._callbacks: set[asyncio.Task[None]] = set()
@@ -89,22 +89,26 @@ class EgressProxy:
 
     async def start(self, socket_path: str | os.PathLike[str], *, mode: int = 0o600) -> None:
         """Listen on a new Unix socket at `socket_path` (which must not exist) with `mode`."""
-        if self._server is not None or self._closed:
+        if self._listener is not None or self._closed:
             raise RuntimeError("an EgressProxy starts once")
         path = Path(socket_path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(str(path))
-            os.chmod(path, mode)
-            self._socket_path = path
-            self._server = await asyncio.start_unix_server(
-                self._accept, sock=sock, limit=_STREAM_LIMIT, backlog=128
-            )
+            listener.bind(str(path))
         except BaseException:
-            sock.close()
-            if self._socket_path is not None:
-                path.unlink(missing_ok=True)
+            listener.close()
             raise
+        self._socket_path = path
+        try:
+            os.chmod(path, mode)
+            listener.listen(128)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            path.unlink(missing_ok=True)
+            raise
+        self._listener = listener
+        self._acceptor = asyncio.create_task(self._accept_forever(listener))
         log.debug("egress.proxy_started", socket=str(path))
 
     async def aclose(self) -> None:
@@ -112,17 +116,16 @@ class EgressProxy:
         if self._closed:
             return
         self._closed = True
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+            await asyncio.gather(self._acceptor, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
-                    await self._server.wait_closed()
         await asyncio.gather(*self._callbacks, return_exceptions=True)
-        if self._socket_path is not None:
+        if self._socket_path is not None and self._listener is not None:
             self._socket_path.unlink(missing_ok=True)
         log.debug("egress.proxy_closed", attempts=len(self._attempts))
 
@@ -159,57 +162,64 @@ class EgressProxy:
         except Exception as exc:
             log.warning("egress.callback_failed", error=type(exc).__name__)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if self._closed:
-            writer.close()
-            return
-        self._handlers.add(task)
+    async def _accept_forever(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and the like: keep serving what is open
+                log.warning("egress.accept_failed", error=type(exc).__name__)
+                await asyncio.sleep(0.05)
+                continue
+            task = asyncio.create_task(self._handle(conn))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, conn: socket.socket) -> None:
+        client = Endpoint(conn)
         try:
             if self._accepted >= self.caps.connections_per_execution:
-                self._refuse_over_cap(writer)
+                self._refuse_over_cap(conn)
                 return
             self._accepted += 1
-            await self._serve(reader, writer)
+            await self._serve(client)
         finally:
-            self._handlers.discard(task)
-            writer.close()
+            client.close()
 
-    def _refuse_over_cap(self, writer: asyncio.StreamWriter) -> None:
+    def _refuse_over_cap(self, conn: socket.socket) -> None:
         cap = self.caps.connections_per_execution
         reason = f"connection cap ({cap} per execution) reached"
         self.refused_connections += 1
         if self.refused_connections == 1:  # one record, not thousands: the count is kept aside
             self._finish(self._record("", 0, reason + "; later connections refused too"))
         with contextlib.suppress(OSError):
-            writer.write(refusal(403, "connection-limit", reason))
+            conn.send(refusal(403, "connection-limit", reason))  # best effort, never waits
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, client: Endpoint) -> None:
         try:
             async with asyncio.timeout(self.caps.header_timeout_s):
-                head = await read_head(reader, self.caps.max_head_bytes)
+                head = await read_head(client.recv, self.caps.max_head_bytes)
         except ClientGone:
             return
         except TimeoutError:  # before OSError, of which it is a subclass
             limit = self.caps.header_timeout_s
             reason = f"request head not complete within {limit:g} s (header timeout)"
             self._finish(self._record("", 0, reason))
-            await _answer(writer, refusal(408, "header-timeout", reason))
+            await _answer(client, refusal(408, "header-timeout", reason))
             return
         except OSError:
             return
         except ProxyRefusal as exc:
             self._finish(self._record(exc.host, exc.port, exc.reason))
-            await _answer(writer, refusal(exc.status, exc.code, exc.reason))
+            await _answer(client, refusal(exc.status, exc.code, exc.reason))
             return
         attempt = self._record(head.host, head.port, "")
         try:
-            upstream = await self._open(head.host, head.port, attempt)
+            origin = Endpoint(await self._open(head.host, head.port, attempt))
         except ProxyRefusal as exc:
             attempt.reason = exc.reason
             self._finish(attempt)
-            await _answer(writer, refusal(exc.status, exc.code, exc.reason))
+            await _answer(client, refusal(exc.status, exc.code, exc.reason))
             return
         except asyncio.CancelledError:
             attempt.reason = "the proxy shut down before a connection was made"
@@ -219,19 +229,21 @@ class EgressProxy:
             meter = Meter(
                 attempt, self.caps.bytes_per_connection, self._budget, self.caps.idle_timeout_s
             )
-            cut = await relay(*Session(head, reader, writer, upstream, meter).directions())
+            session = Session(head, client, origin, meter)
+            await session.greet()
+            cut = await relay(*session.directions())
             if cut is not None:
                 attempt.reason += f"; closed: {cut}"
         except asyncio.CancelledError:
             attempt.reason += "; closed: the proxy shut down"
             raise
+        except (OSError, Cut):
+            pass  # the client left before the tunnel answer reached it
         finally:
-            upstream[1].close()
+            origin.close()
             self._finish(attempt)
 
-    async def _open(
-        self, host: str, port: int, attempt: EgressAttempt
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(self, host: str, port: int, attempt: EgressAttempt) -> socket.socket:
         """Decide, resolve once and connect to a checked address; raise ProxyRefusal if not."""
         try:
             verdict = self.filter.check(host, port)
@@ -260,7 +272,7 @@ class EgressProxy:
         failures: list[str] = []
         for address in candidates[:4]:
             try:
-                streams = await self._connect(address, port)
+                sock = await self._connect(address, port)
             except (OSError, TimeoutError) as exc:
                 why = os.strerror(exc.errno) if exc.errno else "timed out"
                 failures.append(f"{address}: {why}")
@@ -268,7 +280,7 @@ class EgressProxy:
             attempt.decision = "allow"
             attempt.address = str(address)
             attempt.reason = verdict.reason
-            return streams
+            return sock
         raise ProxyRefusal(502, "upstream-failed", f"connect failed: {'; '.join(failures)}")
 
     def _private_allowed(self, address: IPAddress, port: int, category: str) -> bool:
@@ -293,9 +305,7 @@ class EgressProxy:
         except Exception as exc:
             raise ProxyRefusal(502, "resolve-failed", f"resolver error: {exc}") from None
 
-    async def _connect(
-        self, address: IPAddress, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self, address: IPAddress, port: int) -> socket.socket:
         """Connect to the checked address itself: a literal, so nothing is looked up again."""
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -304,15 +314,14 @@ class EgressProxy:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             async with asyncio.timeout(self.caps.connect_timeout_s):
                 await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
-            return await asyncio.open_connection(sock=sock, limit=_STREAM_LIMIT)
+            return sock
         except BaseException:
             sock.close()
             raise
 
 
-async def _answer(writer: asyncio.StreamWriter, data: bytes) -> None:
+async def _answer(client: Endpoint, data: bytes) -> None:
     """Write the proxy's own short answer; a client that is gone or not reading is dropped."""
-    with contextlib.suppress(OSError, TimeoutError):
-        writer.write(data)
+    with contextlib.suppress(OSError):
         async with asyncio.timeout(5):
-            await writer.drain()
+            await client.sendall(data)

