@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import heapq
 import json
 import time as monotonic_clock
@@ -14,6 +15,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from sandgate.audit._group import GroupCommit
 from sandgate.audit.base import (
     AuditCorrupt,
     AuditEvent,
@@ -147,6 +149,21 @@ class SqlAuditStore(AuditStore):
         self._interval = checkpoint_interval
         self._last_checkpoint = monotonic_clock.monotonic()
         self.guard = EventGuard(key_prefix)
+        self._group = GroupCommit(self._commit)
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Seal and durably commit one event; concurrent callers share a transaction."""
+        self._prepare([event])
+        return self._group.submit(event)
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Seal and commit several events in one transaction (all or none)."""
+        self._prepare(events)
+        return self._commit(events)
+
+    @abc.abstractmethod
+    def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Seal and commit already-checked events in one transaction, under the write lock."""
 
     def _prepare(self, events: Sequence[AuditEvent]) -> None:
         """Refuse the batch before taking any lock if one event may not be stored."""

@@ -18,7 +18,7 @@ Reads stream through a server-side (named) cursor on a read-only connection of t
 
 from __future__ import annotations
 
-import threading
+import select
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from sandgate.audit._pool import ConnectionPool
 from sandgate.audit._sql import (
     COLUMNS,
     CP_COLUMNS,
@@ -133,28 +134,24 @@ class PostgresAuditStore(SqlAuditStore):
         self.dsn = dsn
         self._connect_timeout = connect_timeout
         self._lock_timeout_ms = str(int(lock_timeout * 1000))
-        self._local = threading.local()
-        self._conns: list[Conn] = []
-        self._conns_lock = threading.Lock()
-        self._closed = False
-        with self._errors():
-            self._create_schema(self._conn())
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            self._connect, lambda c: c.close(), usable=_alive
+        )
+        with self._errors(), self._pool.connection() as conn:
+            self._create_schema(conn)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Turn psycopg's errors into `AuditUnavailable`; drop this thread's broken connection."""
+        """Turn psycopg's errors into `AuditUnavailable` (naming the error, never the DSN)."""
         try:
             yield
         except psycopg.Error as exc:
-            conn: Conn | None = getattr(self._local, "conn", None)
-            if conn is not None and (conn.broken or conn.closed):
-                self._local.conn = None
+            if isinstance(exc, psycopg.OperationalError):
+                self._pool.discard_idle()
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise AuditUnavailable(f"audit database: {type(exc).__name__}: {first_line}") from exc
 
     def _connect(self, *, autocommit: bool = True) -> Conn:
-        if self._closed:
-            raise AuditError("the audit store is closed")
         conn = psycopg.connect(
             self.dsn, autocommit=autocommit, connect_timeout=self._connect_timeout
         )
@@ -168,19 +165,6 @@ class PostgresAuditStore(SqlAuditStore):
             raise
         return conn
 
-    def _conn(self) -> Conn:
-        """This thread's connection, replaced when the server dropped it."""
-        if self._closed:
-            raise AuditError("the audit store is closed")
-        conn: Conn | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns = [c for c in self._conns if not c.closed]
-                self._conns.append(conn)
-        return conn
-
     def _create_schema(self, conn: Conn) -> None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -191,9 +175,10 @@ class PostgresAuditStore(SqlAuditStore):
     @contextmanager
     def _write(self) -> Iterator[tuple[Conn, Head]]:
         """One transaction holding the head row's lock: appends queue here, across hosts."""
-        with self._errors():
-            conn = self._conn()
-            with conn.transaction():
+        with self._errors(), self._pool.connection() as conn:
+            # Pipelined: BEGIN travels with the locking SELECT, and the writes with COMMIT, so
+            # an append costs two round trips; leaving the pipeline waits for the COMMIT.
+            with conn.pipeline(), conn.transaction():
                 row = conn.execute(
                     "SELECT seq, hash, time FROM audit_head WHERE id = 1 FOR UPDATE"
                 ).fetchone()
@@ -201,9 +186,8 @@ class PostgresAuditStore(SqlAuditStore):
                     raise AuditUnavailable("audit database: the head row is missing")
                 yield conn, Head(seq=row[0], hash=row[1], time=row[2])
 
-    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Seal and commit several events in one transaction (all or none)."""
-        self._prepare(events)
+    def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Seal and commit checked events in one transaction (all or none)."""
         with self._write() as (conn, head):
             sealed = self._seal(events, head)
             with conn.cursor() as cur:
@@ -219,6 +203,8 @@ class PostgresAuditStore(SqlAuditStore):
 
     def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
         """Rows of a query through a server-side cursor on a read-only connection of its own."""
+        if self._pool.closed:
+            raise AuditError("the audit store is closed")
         try:
             conn = self._connect(autocommit=False)
             try:
@@ -250,8 +236,8 @@ class PostgresAuditStore(SqlAuditStore):
             yield row_checkpoint(row)
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        with self._errors():
-            return self._conn().execute(sql, params).fetchall()
+        with self._errors(), self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
         """The newest checkpoint signing a seq at or before `at_or_before`."""
@@ -311,19 +297,36 @@ class PostgresAuditStore(SqlAuditStore):
                 return PruneResult(deleted=0, checkpoint=None)
             cp = sign_checkpoint(hmac_key, seq=row[0], hash=row[1], time=_now(head), reason="prune")
             conn.execute(_INSERT_CP, checkpoint_row(cp))
-            deleted = conn.execute("DELETE FROM audit_records WHERE seq <= %s", (cp.seq,)).rowcount
+            # In a pipeline rowcount is not known yet: count what the DELETE returns.
+            counted = conn.execute(
+                "WITH gone AS (DELETE FROM audit_records WHERE seq <= %s RETURNING 1) "
+                "SELECT count(*) FROM gone",
+                (cp.seq,),
+            ).fetchone()
+            deleted = int(counted[0]) if counted else 0
             conn.execute("DELETE FROM audit_checkpoints WHERE seq < %s", (cp.seq,))
         self._logged_checkpoint(cp)
         return PruneResult(deleted=deleted, checkpoint=cp)
 
     def close(self) -> None:
-        """Close every connection this store opened."""
-        self._closed = True
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        """Close the store's connections; it cannot be used afterwards."""
+        self._pool.close()
 
 
 def _now(head: Head) -> str:
     return max(format_time(datetime.now(UTC)), head.time or "")
+
+
+def _alive(conn: Conn) -> bool:
+    """Whether an idle connection is still good, without a round trip to the server.
+
+    An idle connection has nothing to read: if its socket is readable, the server closed it
+    (a restart, an idle timeout) or sent something unexpected; either way it is not lent.
+    """
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sandgate.audit._pool import ConnectionPool
 from sandgate.audit._sql import (
     COLUMNS,
     CP_COLUMNS,
@@ -101,20 +102,17 @@ class SQLiteAuditStore(SqlAuditStore):
         super().__init__(**options)
         self.path = Path(path)
         self._busy_timeout = busy_timeout
-        self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._closed = False
-        with self._errors():
-            self._create_schema(self._conn())
+        self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
+            self._connect, sqlite3.Connection.close
+        )
+        with self._errors(), self._pool.connection() as conn:
+            self._create_schema(conn)
 
     def _errors(self) -> AbstractContextManager[None]:
         return _sqlite_errors(self.path)
 
     def _connect(self) -> sqlite3.Connection:
-        if self._closed:
-            raise AuditError("the audit store is closed")
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -128,33 +126,26 @@ class SQLiteAuditStore(SqlAuditStore):
             raise
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection (SQLite connections must not be used concurrently)."""
-        if self._closed:
-            raise AuditError("the audit store is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return
         # Only takes effect on an empty file: lets prune hand pages back to the filesystem.
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        with self._write():
-            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                for statement in _split(_SCHEMA):
-                    conn.execute(statement)
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    for statement in _split(_SCHEMA):
+                        conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, serialised across threads and processes."""
-        with self._write_lock, self._errors():
-            conn = self._conn()
+        with self._write_lock, self._errors(), self._pool.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -169,9 +160,8 @@ class SQLiteAuditStore(SqlAuditStore):
         seq, hash_, time = conn.execute("SELECT seq, hash, time FROM audit_head").fetchone()
         return Head(seq=seq, hash=hash_, time=time)
 
-    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Seal and commit several events in one transaction (all or none)."""
-        self._prepare(events)
+    def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Seal and commit checked events in one transaction (all or none)."""
         with self._write() as conn:
             sealed = self._seal(events, self._head(conn))
             conn.executemany(_INSERT, [record_row(r) for r in sealed.records])
@@ -186,6 +176,8 @@ class SQLiteAuditStore(SqlAuditStore):
 
     def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
         """Rows of a query on a connection of its own, fetched in batches."""
+        if self._pool.closed:
+            raise AuditError("the audit store is closed")
         with self._errors():
             conn = self._connect()
         try:
@@ -218,8 +210,8 @@ class SQLiteAuditStore(SqlAuditStore):
             yield row_checkpoint(row)
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        with self._errors():
-            return self._conn().execute(sql, params).fetchall()
+        with self._errors(), self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
         """The newest checkpoint signing a seq at or before `at_or_before`."""
@@ -246,8 +238,8 @@ class SQLiteAuditStore(SqlAuditStore):
 
     def head(self) -> Head:
         """The last seq and hash handed out."""
-        with self._errors():
-            return self._head(self._conn())
+        with self._errors(), self._pool.connection() as conn:
+            return self._head(conn)
 
     def checkpoint(self, hmac_key: bytes, *, reason: CheckpointReason = "manual") -> Checkpoint:
         """Sign the current head now (or return the same-reason checkpoint already there)."""
@@ -282,18 +274,13 @@ class SQLiteAuditStore(SqlAuditStore):
             conn.execute(_INSERT_CP, checkpoint_row(cp))
             deleted = conn.execute("DELETE FROM audit_records WHERE seq <= ?", (cp.seq,)).rowcount
             conn.execute("DELETE FROM audit_checkpoints WHERE seq < ?", (cp.seq,))
-        with self._errors():
-            self._conn().execute("PRAGMA incremental_vacuum")
+        self._query("PRAGMA incremental_vacuum", ())
         self._logged_checkpoint(cp)
         return PruneResult(deleted=deleted, checkpoint=cp)
 
     def close(self) -> None:
-        """Close every connection this store opened."""
-        self._closed = True
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        """Close the store's connections; it cannot be used afterwards."""
+        self._pool.close()
 
 
 def _now(head: Head) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,36 @@ def test_when_the_postgres_server_stops_then_calls_fail_and_recover_after_restar
         own_pg.start()
         assert store.append(event(9)).seq == 4
         assert store.verify(HMAC_KEY).ok
+
+
+def test_when_the_server_restarts_then_pooled_connections_are_not_lent_dead(
+    own_pg: PgServer,
+) -> None:
+    with open_store(own_pg.dsn) as store:
+        _busy(store, threads=4)
+        pooled = getattr(store, "_pool").idle  # noqa: B009 - the pool is private on purpose
+        assert pooled >= 2, "the test needs several idle connections to mean anything"
+        own_pg.stop("immediate")
+        own_pg.start()
+        assert store.append(event(1)).seq == 4 * 5 + 1  # the very first call after a restart
+        assert store.verify(HMAC_KEY).ok
+
+
+def _busy(store: AuditStore, threads: int) -> None:
+    """Appends from several threads at once, so the store opens several connections."""
+    barrier = threading.Barrier(threads)
+
+    def work() -> None:
+        barrier.wait()
+        for n in range(5):
+            store.page(limit=1)
+            store.append(event(n))
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
 
 
 def test_when_the_postgres_server_is_unreachable_then_opening_fails_quickly() -> None:
