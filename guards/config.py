@@ -172,8 +172,9 @@ class NemoConfig(BaseModel):
     )
     self_check_input: bool = Field(
         False,
-        description="Run NeMo's LLM `self check input` rail on input; needs the operator's "
-        "`nemo_llm` endpoint (ignored, with a finding-free pass, when none is configured).",
+        description="On the `input` stage, where `nemo` is listed among its detectors, also run "
+        "NeMo's LLM `self check input` rail (finding LLM_SELF_CHECK). Needs the operator's "
+        "`nemo_llm` endpoint: without one the detector fails closed (verdict block).",
     )
 
     @field_validator("injections")

@@ -25,9 +25,9 @@ from functools import lru_cache
 from typing import Any
 
 import guards._env  # noqa: F401  (telemetry off before NeMo is imported)
-from guards.base import Detection, Detector, ScanRequest
+from guards.base import Detection, Detector, ScanRequest, Stage
 
-__all__ = ["YARA_TYPES", "NemoDetector", "nemo_rails"]
+__all__ = ["SELF_CHECK_TYPE", "YARA_TYPES", "NemoDetector", "in_a_loop", "nemo_rails"]
 
 YARA_TYPES = {
     "code": "CODE_INJECTION",
@@ -35,6 +35,7 @@ YARA_TYPES = {
     "template": "TEMPLATE_INJECTION",
     "xss": "XSS",
 }
+SELF_CHECK_TYPE = "LLM_SELF_CHECK"
 _ACTION = "sandgate_yara_scan"
 _FLOW = "sandgate yara"
 _COLANG = f"""
@@ -68,7 +69,7 @@ def _char_offsets(text: str, data: bytes, offset: int, length: int) -> tuple[int
     return start, min(max(end, start + 1), len(text))
 
 
-def _in_a_loop(build: Callable[[], Any]) -> Any:
+def in_a_loop(build: Callable[[], Any]) -> Any:
     """Call `build` with an event loop running.
 
     `LLMRails()` asks for the current event loop and, outside one, creates a loop that it
@@ -113,7 +114,7 @@ def nemo_rails(sets: tuple[str, ...]) -> Any:
         # NeMo 0.24.1 reads its own deprecated `nim_url` field while parsing any config.
         warnings.simplefilter("ignore", DeprecationWarning)
         config = RailsConfig.from_content(yaml_content=_CONFIG, colang_content=_COLANG)
-        rails = _in_a_loop(lambda: LLMRails(config))
+        rails = in_a_loop(lambda: LLMRails(config))
     rails.register_action(sandgate_yara_scan, _ACTION)
     return rails
 
@@ -124,15 +125,39 @@ class NemoDetector(Detector):
     name = "nemo"
 
     def entities(self) -> list[str]:
-        """One type per YARA rule set."""
-        return sorted(YARA_TYPES.values())
+        """One type per YARA rule set, and the LLM self-check when an endpoint is set."""
+        extra = [SELF_CHECK_TYPE] if self.options.nemo_llm is not None else []
+        return sorted([*YARA_TYPES.values(), *extra])
 
     def warm_up(self) -> None:
         """Import NeMo and build the default rails (import ~0.5 s, build ~0.1 s)."""
         nemo_rails(tuple(YARA_TYPES))
 
     async def detect(self, request: ScanRequest) -> list[Detection]:
-        """Run the rails on the text as an assistant message."""
+        """Run the YARA rail, then the LLM self-check on `input` if the policy asks for it."""
+        found = await self._yara(request)
+        if request.stage is Stage.INPUT and request.config.nemo.self_check_input:
+            found += await self._self_check(request)
+        return found
+
+    async def _self_check(self, request: ScanRequest) -> list[Detection]:
+        from nemoguardrails.rails.llm.options import RailStatus, RailType
+
+        from guards._nemo_self_check import self_check_rails
+
+        if self.options.nemo_llm is None:
+            # The policy wants an LLM check this host cannot run: fail closed, visibly.
+            raise RuntimeError("self_check_input needs GuardOptions.nemo_llm")
+        if not request.text:
+            return []
+        result = await self_check_rails(self.options.nemo_llm).check_async(
+            [{"role": "user", "content": request.text}], rail_types=[RailType.INPUT]
+        )
+        if result.status != RailStatus.BLOCKED:
+            return []
+        return [Detection(SELF_CHECK_TYPE, 0, len(request.text), 1.0, result.rail)]
+
+    async def _yara(self, request: ScanRequest) -> list[Detection]:
         from nemoguardrails.rails.llm.options import RailStatus, RailType
 
         sets = tuple(request.config.nemo.injections)

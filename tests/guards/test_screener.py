@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import logging
 
 import pytest
-import structlog
+from structlog.testing import capture_logs
 
 from guards import (
     Detection,
@@ -189,32 +187,22 @@ class _OutOfBounds(SyncDetector):
 
 @pytest.mark.parametrize("broken", [_Exploding, _OutOfBounds])
 def test_when_a_detector_fails_then_verdict_is_block_and_text_is_not_logged(
-    broken: type[SyncDetector],
+    broken: type[SyncDetector], caplog: pytest.LogCaptureFixture
 ) -> None:
     options = GuardOptions(hash_secret="s" * 16)
     screener = Screener(options, detectors={broken.name: broken(options)})
-    stream = io.StringIO()
-    structlog.configure(
-        processors=[structlog.processors.JSONRenderer()],
-        logger_factory=structlog.PrintLoggerFactory(stream),
-    )
-    root = logging.getLogger()
-    handler = logging.StreamHandler(stream)
-    root.addHandler(handler)
-    try:
-        secret_text = "PRIVATE-SENTENCE-123 mail a@example.com"
+    secret_text = "PRIVATE-SENTENCE-123 mail a@example.com"
+    with capture_logs() as events, caplog.at_level(logging.DEBUG):
         result = asyncio.run(
             screener.screen(secret_text, Stage.INPUT, ScreeningConfig(), tenant="t")
         )
-    finally:
-        root.removeHandler(handler)
-        structlog.reset_defaults()
     assert result.verdict == "block"
     assert [f.type for f in result.findings if f.detector == broken.name] == ["DETECTOR_ERROR"]
     assert result.errors and result.errors[0].startswith(broken.name)
-    logged = stream.getvalue()
-    assert json.loads(logged.splitlines()[-1])["detector"] == broken.name
-    assert "PRIVATE-SENTENCE" not in logged and "PRIVATE-SENTENCE" not in "".join(result.errors)
+    failures = [e for e in events if e["event"] == "detector_failed"]
+    assert [e["detector"] for e in failures] == [broken.name]
+    logged = repr(events) + caplog.text + "".join(result.errors)
+    assert "PRIVATE-SENTENCE" not in logged and "a@example.com" not in logged
 
 
 def test_when_text_is_long_then_detectors_run_off_the_event_loop(screen: Screen) -> None:
