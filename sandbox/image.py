@@ -16,13 +16,15 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ImageError", "ImageStore", "Recipe"]
+__all__ = ["DOCKER_REPOSITORY", "ImageError", "ImageStore", "Recipe"]
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DOCKER_REPOSITORY = "sandgate"
 
 
 class ImageError(RuntimeError):
@@ -94,6 +96,44 @@ class ImageStore:
         self._collect(name, keep=final)
         progress(f"image {name}: built {final}")
         return final / "rootfs"
+
+    def docker_tag(self, name: str) -> str:
+        """The Docker image of the current recipe: `sandgate/<name>:<recipe hash>`."""
+        return f"{DOCKER_REPOSITORY}/{name}:{self.recipe_hash(name)}"
+
+    def ensure_docker(self, name: str, api: Any, progress: Callable[[str], None] = print) -> str:
+        """Import the built root filesystem into Docker (`docker import`, streamed from `tar`)
+        unless the current recipe's tag is there; drop older tags of the image; return the tag.
+
+        `api` is a `docker.APIClient`. Nothing is pulled: no registry is needed.
+        """
+        from docker.errors import APIError, ImageNotFound
+
+        tag = self.docker_tag(name)
+        repository, _, version = tag.rpartition(":")
+        try:
+            api.inspect_image(tag)
+            progress(f"image {name}: Docker image {tag} up to date")
+        except ImageNotFound:
+            rootfs = self.ensure(name, progress)
+            progress(f"image {name}: importing {rootfs} into Docker as {tag}")
+            cmd = ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."]
+            with subprocess.Popen(cmd, stdout=subprocess.PIPE) as tar:
+                assert tar.stdout is not None
+                chunks = iter(lambda: tar.stdout.read(1 << 20), b"")  # type: ignore[union-attr]
+                api.import_image_from_data(chunks, repository=repository, tag=version)
+            if tar.returncode != 0:
+                api.remove_image(tag, force=True)
+                raise ImageError(f"tar of {rootfs} failed ({tar.returncode})") from None
+        for image in api.images(name=repository):
+            for old in image.get("RepoTags") or []:
+                if old != tag:
+                    try:
+                        api.remove_image(old)
+                        progress(f"image {name}: removed the older Docker image {old}")
+                    except APIError as exc:  # still used by a container: the next build retries
+                        progress(f"image {name}: kept {old} ({exc.explanation})")
+        return tag
 
     def _build(self, name: str, recipe: Recipe, tmp: Path, progress: Callable[[str], None]) -> None:
         if shutil.which("debootstrap") is None:

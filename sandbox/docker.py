@@ -1,0 +1,406 @@
+"""The Docker backend: one container per execution, on a Docker runtime (gVisor's `runsc`).
+
+Each container is created with no network, a read-only image root, uid 65534, no capabilities,
+`no-new-privileges`, memory/CPU/pids limits and size-capped tmpfs, labelled `sandgate=<instance>`
+(derived from the state directory, like the runsc backend's) so `reap()` removes only this
+instance's leftovers. Its host cgroup is created by the backend under `sandgate-docker/<instance>`
+before the start (runsc then leaves it alone and does not delete it on exit), so the counters
+that classify the outcome (OOM kills, refused forks, CPU time, peak memory) are read after exit,
+exactly as the runsc backend reads its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import re
+import shutil
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import psutil
+import requests
+import structlog
+from docker.errors import DockerException, ImageNotFound, NotFound
+
+from sandbox._docker_spec import Attachment, Bind, container_config, write_inputs
+from sandbox._docker_stream import open_attach_stream
+from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable, Status
+from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
+from sandbox.image import ImageError, ImageStore
+from sandbox.languages import language
+from sandbox.output import CappedOutput, decode_output
+from sandbox.runsc import HOST_BASELINE_PROCS, _classify
+
+__all__ = ["API_VERSION", "Attacher", "Attachment", "Bind", "DockerBackend"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+API_VERSION = "1.41"  # Docker Engine 20.10 (Debian's); newer engines still speak it
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+POLL_S = 0.01  # a fork bomb sits at its process limit for only tens of ms
+KILL_GRACE_S = 3.0
+_DOWN = (DockerException, requests.RequestException, OSError)
+
+Attacher = Callable[[ExecutionSpec, Path], AbstractAsyncContextManager[Attachment]]
+"""Given a spec (with `egress`) and its run directory, yields what to add to the container."""
+
+
+@contextlib.asynccontextmanager
+async def _nothing(_spec: ExecutionSpec, _directory: Path) -> AsyncIterator[Attachment]:
+    yield Attachment()
+
+
+class DockerBackend(SandboxBackend):
+    """Runs each execution as a labelled container on the Docker daemon at `base_url`."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        images: ImageStore,
+        runtime: str = "runsc",
+        allow_runc: bool = False,
+        base_url: str | None = None,
+        cgroup_root: Path = CGROUP_ROOT,
+        attacher: Attacher | None = None,
+        api_timeout_s: float = 30.0,
+    ) -> None:
+        self.state_dir = state_dir
+        self.images = images
+        self.runtime = runtime
+        self.allow_runc = allow_runc
+        self.instance = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        self.run_dir = state_dir / "docker-run"
+        self.cgroup_root = cgroup_root
+        self.cgroup_parent = f"sandgate-docker/{self.instance}"
+        self.attacher = attacher
+        self.api = _client(base_url, api_timeout_s)
+        self._quick = _client(base_url, 5.0)  # readiness checks must answer fast
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandgate-docker")
+        self._ours: deque[str] = deque(maxlen=4096)  # container ids, to find runsc processes
+        self._unremoved: set[str] = set()  # removal failed (daemon down): retried later
+        if runtime == "runc":
+            log.warning("sandbox.docker.runc", allowed=allow_runc, detail=self.runc_warning)
+
+    runc_warning = (
+        "runtime runc shares the host kernel with the sandboxed code (no gVisor): "
+        "containers are NOT a security boundary for untrusted code"
+    )
+
+    # -- readiness and housekeeping -------------------------------------------------------
+
+    def warnings(self) -> list[str]:
+        """Conditions that do not stop the service but an operator must know about."""
+        return [self.runc_warning] if self.runtime == "runc" else []
+
+    def checks(self) -> dict[str, str | None]:
+        """Daemon answering, runtime registered (and not runc unless allowed), image imported."""
+        result: dict[str, str | None] = {"docker": None, "runtime": None, "image": None}
+        try:
+            runtimes = self._quick.info().get("Runtimes", {})
+        except _DOWN as exc:
+            down = f"the Docker daemon at {self.api.base_url} is not answering ({_short(exc)})"
+            return {**result, "docker": down, "runtime": down, "image": down}
+        if self.runtime not in runtimes:
+            result["runtime"] = (
+                f"runtime {self.runtime!r} is not registered with Docker (have: "
+                f"{', '.join(sorted(runtimes))}); add it to /etc/docker/daemon.json (.ci/docker)"
+            )
+        elif self.runtime == "runc" and not self.allow_runc:
+            result["runtime"] = self.runc_warning + "; set SANDGATE_DOCKER_ALLOW_RUNC=true to allow"
+        result["image"] = self._image_problem("python")
+        missing = [c for c in CONTROLLERS if not (self.cgroup_root / c / "tasks").exists()]
+        result["cgroups"] = f"cgroup v1 controllers missing: {missing}" if missing else None
+        self._retry_removals()
+        return result
+
+    def _image_problem(self, name: str) -> str | None:
+        try:
+            tag = self.images.docker_tag(name)
+            self._quick.inspect_image(tag)
+        except ImageNotFound:
+            return (
+                f"Docker image {tag} is missing for the current recipe; "
+                f"run `sandgate image build {name} --docker`"
+            )
+        except ImageError as exc:
+            return str(exc)
+        except _DOWN as exc:
+            return f"the Docker daemon is not answering ({_short(exc)})"
+        return None
+
+    def _labelled(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._quick.containers(
+            all=True, filters={"label": f"sandgate={self.instance}"}
+        )
+        return found
+
+    def _retry_removals(self) -> None:
+        for cid in list(self._unremoved):
+            with contextlib.suppress(*_DOWN):
+                with contextlib.suppress(NotFound):
+                    self._quick.remove_container(cid, force=True)
+                self._unremoved.discard(cid)
+
+    def reap(self) -> int:
+        """Remove this instance's labelled containers, cgroups and run directories."""
+        reaped = 0
+        try:
+            for item in self._labelled():
+                with contextlib.suppress(NotFound):
+                    self.api.remove_container(item["Id"], force=True)
+                    reaped += 1
+        except _DOWN as exc:
+            log.error("sandbox.docker.reap_failed", error=_short(exc))
+        for controller in self.cgroup_root.iterdir():
+            parent = controller / self.cgroup_parent
+            if parent.is_dir():
+                reaped += sum(1 for p in parent.iterdir() if p.is_dir())
+                remove_tree(parent)
+        if self.run_dir.is_dir():
+            reaped += sum(1 for _ in self.run_dir.iterdir())
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if reaped:
+            log.warning("sandbox.reaped", count=reaped, instance=self.instance, backend="docker")
+        return reaped
+
+    def leftovers(self) -> list[str]:
+        """What of this instance is still there: containers, runsc processes, cgroups, dirs."""
+        found = [f"container {c['Id'][:12]} {c.get('State', '')}" for c in self._labelled()]
+        ids = set(self._ours)
+        for proc in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                cmdline = proc.info["cmdline"] or []
+                if cmdline and ("runsc" in cmdline[0] or "containerd-shim" in cmdline[0]):
+                    joined = " ".join(cmdline)
+                    if any(cid in joined for cid in ids):
+                        found.append(f"process {proc.pid}")
+        for controller in self.cgroup_root.iterdir():
+            parent = controller / self.cgroup_parent
+            if parent.is_dir():
+                found += [f"cgroup {p}" for p in parent.iterdir() if p.is_dir()]
+        if self.run_dir.is_dir():
+            found += [f"run dir {p}" for p in self.run_dir.iterdir()]
+        return found
+
+    # -- one execution --------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A blocking SDK call on the backend's own threads; daemon failures become
+        SandboxUnavailable (the service answers 503)."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        except NotFound:
+            raise  # callers tell a missing image or an already removed container apart
+        except _DOWN as exc:
+            raise SandboxUnavailable(f"the Docker daemon failed: {_short(exc)}") from exc
+
+    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+        """Run `spec` in a fresh container; everything it made is gone when this returns."""
+        if not _ID.match(spec.execution_id):
+            raise ValueError(f"execution id {spec.execution_id!r} is not a safe name")
+        if self.runtime == "runc" and not self.allow_runc:
+            raise SandboxUnavailable(self.runc_warning + "; refusing to run")
+        if spec.egress and self.attacher is None:
+            raise SandboxUnavailable("egress was asked for but this backend has no egress proxy")
+        lang = language(spec.language)
+        try:
+            image = self.images.docker_tag(lang.image)
+        except ImageError as exc:
+            raise SandboxUnavailable(str(exc)) from exc
+        directory = self.run_dir / spec.execution_id
+        name = f"sandgate-{self.instance}-{spec.execution_id}"
+        cgroup: SandboxCgroup | None = None
+        attach = self.attacher if spec.egress and self.attacher else _nothing
+        try:
+            directory.mkdir(parents=True)
+            write_inputs(directory / "input", spec, lang)
+            async with attach(spec, directory) as attachment:
+                create, host = container_config(
+                    spec,
+                    language=lang,
+                    inputs=directory / "input",
+                    attachment=attachment,
+                    runtime=self.runtime,
+                    cgroup_parent="/" + self.cgroup_parent,
+                    labels={"sandgate": self.instance, "sandgate.execution": spec.execution_id},
+                )
+                try:
+                    created = await self._call(
+                        self.api.create_container,
+                        image,
+                        name=name,
+                        host_config=self.api.create_host_config(**host),
+                        **create,
+                    )
+                except ImageNotFound as exc:
+                    raise SandboxUnavailable(
+                        f"Docker image {image} is missing; "
+                        f"run `sandgate image build {lang.image} --docker`"
+                    ) from exc
+                cid: str = created["Id"]
+                self._ours.append(cid)
+                cgroup = SandboxCgroup(self.cgroup_parent, cid, root=self.cgroup_root)
+                cgroup.create(
+                    memory_bytes=spec.limits.memory_mb << 20,
+                    max_processes=spec.limits.max_processes,
+                    cpus=spec.limits.cpus,
+                )
+                result = await self._supervise(spec, cid, cgroup)
+                return result.model_copy(update={"egress": attachment.attempts()})
+        finally:
+            await self._teardown(name, cgroup, directory)
+
+    async def _supervise(
+        self, spec: ExecutionSpec, cid: str, cgroup: SandboxCgroup
+    ) -> ExecutionResult:
+        limits = spec.limits
+        reasons: list[str] = []
+        stop = asyncio.Event()
+
+        def trigger(reason: str) -> None:
+            if not reasons:
+                reasons.append(reason)
+            stop.set()
+
+        out = CappedOutput(limits.output_bytes, lambda: trigger("output"))
+        err = CappedOutput(limits.output_bytes, lambda: trigger("output"))
+        # Attached before the start, so not one byte of output is missed.
+        hijacked = await self._call(
+            self.api.attach_socket, cid, params={"stdout": 1, "stderr": 1, "stream": 1}
+        )
+        stream = await open_attach_stream(hijacked)
+        started = time.monotonic()
+        peak_procs = 0
+
+        async def monitor() -> None:
+            nonlocal peak_procs
+            while True:
+                peak_procs = max(peak_procs, cgroup.process_count())
+                if cgroup.cpu_ns() > limits.cpu_s * 1e9:
+                    trigger("cpu")
+                await asyncio.sleep(POLL_S)
+
+        ended = asyncio.create_task(stream.demux())
+        pumps = [
+            asyncio.create_task(out.pump(stream.stdout)),
+            asyncio.create_task(err.pump(stream.stderr)),
+        ]
+        watcher = asyncio.create_task(monitor())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await self._call(self.api.start, cid)
+            await asyncio.wait(
+                {ended, stopper}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not ended.done():
+                trigger("timeout")
+                await self._kill(cid, cgroup, ended)
+            await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), KILL_GRACE_S)
+            exit_code = (await self._call(self.api.wait, cid, timeout=10))["StatusCode"]
+            state = (await self._call(self.api.inspect_container, cid))["State"]
+        finally:
+            for task in (*pumps, watcher, stopper):
+                task.cancel()
+            if not ended.done():  # cancelled or the daemon failed: never leave it running
+                trigger("cancelled")
+                await self._kill(cid, cgroup, ended)
+            stream.close()
+        wall_ms = int((time.monotonic() - started) * 1000)
+        usage = cgroup.usage()
+        runtime_errors = [state["Error"]] if state.get("Error") else []
+        pids_hit = usage.pids_refused > 0 or (
+            peak_procs - HOST_BASELINE_PROCS >= limits.max_processes
+        )
+        status, detail = _classify(
+            limits,
+            reasons,
+            exit_code,
+            oom=usage.oom_kills > 0 or bool(state.get("OOMKilled")),
+            pids_hit=pids_hit,
+            runtime_errors=runtime_errors,
+        )
+        stdout, stdout_b64 = decode_output(out.data, truncated=out.truncated)
+        stderr, stderr_b64 = decode_output(err.data, truncated=err.truncated)
+        if status is Status.SANDBOX_ERROR:
+            log.error("sandbox.runtime_error", errors=runtime_errors, backend="docker")
+        log.debug("sandbox.finished", status=status.value, peak_procs=peak_procs, wall_ms=wall_ms)
+        return ExecutionResult(
+            status=status,
+            exit_code=None if status is Status.SANDBOX_ERROR else exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            stdout_base64=stdout_b64,
+            stderr_base64=stderr_b64,
+            wall_ms=wall_ms,
+            cpu_ms=usage.cpu_ns // 1_000_000,
+            peak_memory_bytes=usage.peak_memory_bytes,
+            detail=detail,
+        )
+
+    async def _kill(self, cid: str, cgroup: SandboxCgroup, ended: asyncio.Task[None]) -> None:
+        """Stop the container: Docker's kill first; if it will not die (a hung runtime, a frozen
+        cgroup), thaw it and SIGKILL every host process of the sandbox from its cgroup."""
+        with contextlib.suppress(SandboxUnavailable, DockerException):
+            await asyncio.wait_for(self._call(self.api.kill, cid), KILL_GRACE_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ended), KILL_GRACE_S)
+            return
+        log.warning("sandbox.docker.kill_escalated", container=cid[:12])
+        _thaw(self.cgroup_root / "freezer" / cgroup.path.lstrip("/"))
+        cgroup.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ended), KILL_GRACE_S)
+
+    async def _teardown(self, name: str, cgroup: SandboxCgroup | None, directory: Path) -> None:
+        """Remove the container (by name: also one whose creation raced a cancellation), its
+        cgroups and its input directory, whatever happened."""
+        try:
+            await asyncio.wait_for(
+                self._call(self.api.remove_container, name, force=True), 2 * KILL_GRACE_S + 10
+            )
+        except NotFound:
+            pass
+        except (SandboxUnavailable, DockerException, TimeoutError) as exc:
+            self._unremoved.add(name)
+            log.error("sandbox.docker.remove_failed", container=name, error=_short(exc))
+        if cgroup is not None:
+            _thaw(self.cgroup_root / "freezer" / cgroup.path.lstrip("/"))
+            cgroup.kill()
+            if not await asyncio.to_thread(cgroup.remove):
+                log.error("sandbox.cgroup_left", cgroup=cgroup.path)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+
+
+def _client(base_url: str | None, timeout: float) -> Any:
+    """An SDK client; the API version is pinned so that making one never contacts the daemon."""
+    if base_url is None:  # DOCKER_HOST and friends, as the docker CLI reads them
+        return docker.from_env(version=API_VERSION, timeout=timeout).api
+    return docker.APIClient(base_url=base_url, version=API_VERSION, timeout=timeout)
+
+
+def _thaw(freezer: Path) -> None:
+    """A frozen task cannot act on SIGKILL until thawed (cgroup v1 freezer)."""
+    with contextlib.suppress(OSError):
+        (freezer / "freezer.state").write_text("THAWED")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "..."
