@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from guards.options import GuardOptions
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
+from sandbox.docker import DockerBackend
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate import __version__
@@ -37,6 +38,15 @@ log = structlog.get_logger(__name__)
 def make_backend(settings: Settings) -> SandboxBackend:
     """The sandbox backend the settings name."""
     images = ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
+    if settings.backend == "docker":
+        return DockerBackend(
+            state_dir=settings.state_dir,
+            images=images,
+            runtime=settings.docker_runtime,
+            allow_runc=settings.docker_allow_runc,
+            base_url=settings.docker_url,
+            cgroup_root=settings.docker_cgroup_root,
+        )
     return RunscBackend(
         state_dir=settings.state_dir,
         images=images,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
+import docker
+from docker.errors import DockerException
 
 from sandbox.image import ImageError, ImageStore
 from sandgate.keys import KeyStore, Scope
@@ -100,9 +103,18 @@ def image() -> None:
 
 @image.command("build")
 @click.argument("names", nargs=-1)
-def image_build(names: tuple[str, ...]) -> None:
+@click.option(
+    "--docker/--no-docker",
+    "to_docker",
+    default=None,
+    help="Also import into Docker as sandgate/<name>:<recipe hash> (default: when "
+    "SANDGATE_BACKEND=docker).",
+)
+def image_build(names: tuple[str, ...], to_docker: bool | None) -> None:
     """Build the named images (default: all recipes) if their recipe changed."""
     settings = Settings()
+    if to_docker is None:
+        to_docker = settings.backend == "docker"
     store = ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
     wanted = names or tuple(
         sorted(p.parent.name for p in settings.images_dir.glob("*/recipe.yaml"))
@@ -110,6 +122,21 @@ def image_build(names: tuple[str, ...]) -> None:
     try:
         for name in wanted:
             store.ensure(name, progress=lambda line: click.echo(line, err=True))
+            if to_docker:
+                store.ensure_docker(
+                    name, _docker_api(settings), progress=lambda line: click.echo(line, err=True)
+                )
     except ImageError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except DockerException as exc:
+        click.echo(f"error: Docker: {exc} (is dockerd running? .ci/docker starts it)", err=True)
+        sys.exit(1)
+
+
+def _docker_api(settings: Settings) -> Any:
+    from sandbox.docker import API_VERSION
+
+    if settings.docker_url:
+        return docker.APIClient(base_url=settings.docker_url, version=API_VERSION, timeout=600)
+    return docker.from_env(version=API_VERSION, timeout=600).api

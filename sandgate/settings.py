@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     runsc_path: str = Field("runsc", description="The runsc binary.")
     runsc_platform: str = Field("ptrace", description="gVisor platform; KVM hung on these hosts.")
     debian_mirror: str = Field("http://deb.debian.org/debian", description="For image builds.")
+    docker_url: str | None = Field(
+        None, description="Docker daemon for the docker backend (default: DOCKER_HOST or local)."
+    )
+    docker_runtime: str = Field("runsc", description="Docker runtime of the sandboxes (gVisor).")
+    docker_allow_runc: bool = Field(
+        False, description="Allow runtime runc: no gVisor, NOT a boundary for untrusted code."
+    )
+    docker_cgroup_root: Path = Field(
+        Path("/sys/fs/cgroup"), description="The host's cgroup v1 root, as this process sees it."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
 
