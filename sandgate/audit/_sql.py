@@ -43,6 +43,7 @@ __all__ = [
     "Sealed",
     "SqlAuditStore",
     "checkpoint_row",
+    "now_after",
     "record_row",
     "row_checkpoint",
     "row_record",
@@ -102,6 +103,11 @@ def row_record(row: Sequence[Any]) -> AuditRecord:
             where = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise AuditCorrupt(seq, f"stored fields are invalid ({where})") from None
         raise AuditCorrupt(seq, "stored content or details are not JSON") from None
+
+
+def now_after(head: Head) -> str:
+    """The current time, or the head's if the clock is behind it: time never runs backwards."""
+    return max(format_time(datetime.now(UTC)), head.time or "")
 
 
 def row_checkpoint(row: Sequence[Any]) -> Checkpoint:
@@ -176,7 +182,7 @@ class SqlAuditStore(AuditStore):
         """Chain the events after `head`; called with the write lock held."""
         # Never let time run backwards along the chain, even if the clock does: time filters
         # and retention then always cut the log at one seq.
-        moment = max(format_time(datetime.now(UTC)), head.time or "")
+        moment = now_after(head)
         prev, seq, records = head.hash, head.seq, []
         for event in events:
             seq += 1

@@ -8,12 +8,8 @@ Callers pass key *ids* and names, never an API key; the store refuses any event 
 serialisation contains something shaped like a key (`sg_` + 20 or more key characters), and
 any event larger than `MAX_EVENT_BYTES`.
 
-Exceptions:
-
-    AuditError              base of everything this package raises
-    ├── AuditUnavailable    the database cannot be reached, opened or written: answer 503
-    ├── AuditRejected       the event itself is refused (looks like a secret, too large)
-    └── AuditCorrupt        a stored row cannot even be read back as a record (tampering)
+Every error is an `AuditError` (see `sandgate.audit.errors`); `AuditUnavailable` means the
+database cannot be used, and the service must fail closed (503).
 
 The interface is synchronous: each call is one short transaction, and the service runs it in
 its thread pool (`anyio.to_thread.run_sync`). Stores are safe to share between threads.
@@ -29,6 +25,8 @@ from types import TracebackType
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from sandgate.audit.errors import AuditCorrupt, AuditError, AuditRejected, AuditUnavailable
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -52,27 +50,6 @@ MAX_EVENT_BYTES = 256 * 1024
 HEX64 = r"^[0-9a-f]{64}$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 CheckpointReason = Literal["periodic", "manual", "prune"]
-
-
-class AuditError(Exception):
-    """Base of the audit package's errors."""
-
-
-class AuditUnavailable(AuditError):
-    """The audit database cannot be reached, opened or written; the caller must fail closed."""
-
-
-class AuditRejected(AuditError, ValueError):
-    """The event was refused before anything was written (secret-shaped content, too large)."""
-
-
-class AuditCorrupt(AuditError):
-    """A stored row could not be read back as a record: the database was edited by hand."""
-
-    def __init__(self, seq: int, reason: str) -> None:
-        super().__init__(f"record seq {seq}: {reason}")
-        self.seq = seq
-        self.reason = reason
 
 
 class Action(StrEnum):

@@ -14,6 +14,7 @@ path `prune` takes. Tables are created on first use when missing; an existing sc
 never re-created, so dropped triggers stay dropped (and visible) rather than silently healed.
 
 Reads stream through a server-side (named) cursor on a read-only connection of their own.
+Other calls borrow a pooled connection; one the server has closed is never lent again.
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ from __future__ import annotations
 import select
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from sandgate.audit._pool import ConnectionPool
+from sandgate.audit._schema import POSTGRES_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
     CP_COLUMNS,
     SqlAuditStore,
     checkpoint_row,
+    now_after,
     record_row,
     row_checkpoint,
     row_record,
@@ -48,67 +51,11 @@ from sandgate.audit.base import (
     PruneResult,
     RecordFilter,
 )
-from sandgate.audit.chain import GENESIS, format_time, sign_checkpoint
+from sandgate.audit.chain import format_time, sign_checkpoint
 
 __all__ = ["PostgresAuditStore"]
 
 _SCHEMA_LOCK = 0x5A6D_A0D1  # advisory lock id: one schema creation at a time
-_SCHEMA = f"""
-CREATE TABLE audit_records (
-    seq BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
-    action TEXT NOT NULL, verdict TEXT, status TEXT, tenant TEXT, key_id TEXT, key_name TEXT,
-    policy_name TEXT, policy_hash TEXT, request_id TEXT, client TEXT,
-    content TEXT NOT NULL, details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL UNIQUE, hash TEXT NOT NULL
-);
-CREATE INDEX audit_records_time ON audit_records (time);
-CREATE INDEX audit_records_tenant ON audit_records (tenant, seq);
-CREATE INDEX audit_records_key ON audit_records (key_id, seq);
-CREATE INDEX audit_records_action ON audit_records (action, seq);
-CREATE TABLE audit_checkpoints (
-    seq BIGINT NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
-    mac TEXT NOT NULL, PRIMARY KEY (seq, reason)
-);
-CREATE TABLE audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL, time TEXT
-);
-INSERT INTO audit_head VALUES (1, 0, '{GENESIS}', NULL);
-CREATE FUNCTION sandgate_audit_guard() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        IF TG_TABLE_NAME = 'audit_records' AND EXISTS (
-            SELECT 1 FROM audit_checkpoints c WHERE c.reason = 'prune' AND c.seq >= OLD.seq
-        ) THEN
-            RETURN OLD;
-        END IF;
-        IF TG_TABLE_NAME = 'audit_checkpoints' AND EXISTS (
-            SELECT 1 FROM audit_checkpoints c WHERE c.reason = 'prune' AND c.seq > OLD.seq
-        ) THEN
-            RETURN OLD;
-        END IF;
-    ELSIF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'audit_head' THEN
-        IF NEW.seq > OLD.seq THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'sandgate audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$;
-CREATE TRIGGER audit_records_guard BEFORE UPDATE OR DELETE ON audit_records
-    FOR EACH ROW EXECUTE FUNCTION sandgate_audit_guard();
-CREATE TRIGGER audit_checkpoints_guard BEFORE UPDATE OR DELETE ON audit_checkpoints
-    FOR EACH ROW EXECUTE FUNCTION sandgate_audit_guard();
-CREATE TRIGGER audit_head_guard BEFORE UPDATE OR DELETE ON audit_head
-    FOR EACH ROW EXECUTE FUNCTION sandgate_audit_guard();
-CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
-    FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
-CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
-    FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
-CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
-    FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
-"""
 _INSERT = (
     f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
@@ -170,7 +117,7 @@ class PostgresAuditStore(SqlAuditStore):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             if conn.execute("SELECT to_regclass('audit_head')").fetchone() != (None,):
                 return
-            conn.execute(_SCHEMA)
+            conn.execute(POSTGRES_SCHEMA)
 
     @contextmanager
     def _write(self) -> Iterator[tuple[Conn, Head]]:
@@ -280,7 +227,7 @@ class PostgresAuditStore(SqlAuditStore):
             if row is not None:
                 return row_checkpoint(row)
             cp = sign_checkpoint(
-                hmac_key, seq=head.seq, hash=head.hash, time=_now(head), reason=reason
+                hmac_key, seq=head.seq, hash=head.hash, time=now_after(head), reason=reason
             )
             conn.execute(_INSERT_CP, checkpoint_row(cp))
         self._logged_checkpoint(cp)
@@ -295,7 +242,9 @@ class PostgresAuditStore(SqlAuditStore):
             ).fetchone()
             if row is None:
                 return PruneResult(deleted=0, checkpoint=None)
-            cp = sign_checkpoint(hmac_key, seq=row[0], hash=row[1], time=_now(head), reason="prune")
+            cp = sign_checkpoint(
+                hmac_key, seq=row[0], hash=row[1], time=now_after(head), reason="prune"
+            )
             conn.execute(_INSERT_CP, checkpoint_row(cp))
             # In a pipeline rowcount is not known yet: count what the DELETE returns.
             counted = conn.execute(
@@ -313,10 +262,6 @@ class PostgresAuditStore(SqlAuditStore):
         self._pool.close()
 
 
-def _now(head: Head) -> str:
-    return max(format_time(datetime.now(UTC)), head.time or "")
-
-
 def _alive(conn: Conn) -> bool:
     """Whether an idle connection is still good, without a round trip to the server.
 
@@ -326,7 +271,8 @@ def _alive(conn: Conn) -> bool:
     if conn.closed or conn.broken:
         return False
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        poller = select.poll()  # not select.select: it fails on descriptors past 1023
+        poller.register(conn.fileno(), select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable

@@ -7,8 +7,9 @@ append; the benchmark measures it).
 
 Serialisation: an append is `BEGIN IMMEDIATE` (the database's single write lock, which holds
 across processes), read the head row, insert, move the head, `COMMIT`. Threads of one process
-queue on a lock first, so they hand over without SQLite's sleeping busy handler; other
-processes wait on the busy timeout. `prev_hash` is UNIQUE, so even a bug cannot fork the chain.
+share transactions (group commit) and queue on a lock, so they hand over without SQLite's
+sleeping busy handler; other processes wait up to the busy timeout, then `AuditUnavailable`.
+`prev_hash` is UNIQUE, so even a bug cannot fork the chain.
 
 Triggers refuse UPDATE and DELETE, except deleting records (and superseded checkpoints) that a
 `prune` checkpoint covers: the path `prune` takes.
@@ -20,16 +21,18 @@ import sqlite3
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sandgate.audit._pool import ConnectionPool
+from sandgate.audit._schema import SCHEMA_VERSION, SQLITE_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
     CP_COLUMNS,
     SqlAuditStore,
     checkpoint_row,
+    now_after,
     record_row,
     row_checkpoint,
     row_record,
@@ -46,47 +49,10 @@ from sandgate.audit.base import (
     PruneResult,
     RecordFilter,
 )
-from sandgate.audit.chain import GENESIS, format_time, sign_checkpoint
+from sandgate.audit.chain import format_time, sign_checkpoint
 
 __all__ = ["SQLiteAuditStore"]
 
-SCHEMA_VERSION = 1
-_SCHEMA = f"""
-CREATE TABLE audit_records (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
-    action TEXT NOT NULL, verdict TEXT, status TEXT, tenant TEXT, key_id TEXT, key_name TEXT,
-    policy_name TEXT, policy_hash TEXT, request_id TEXT, client TEXT,
-    content TEXT NOT NULL, details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL UNIQUE, hash TEXT NOT NULL
-);
-CREATE INDEX audit_records_time ON audit_records (time);
-CREATE INDEX audit_records_tenant ON audit_records (tenant, seq);
-CREATE INDEX audit_records_key ON audit_records (key_id, seq);
-CREATE INDEX audit_records_action ON audit_records (action, seq);
-CREATE TABLE audit_checkpoints (
-    seq INTEGER NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
-    mac TEXT NOT NULL, PRIMARY KEY (seq, reason)
-);
-CREATE TABLE audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, time TEXT
-);
-INSERT INTO audit_head VALUES (1, 0, '{GENESIS}', NULL);
-CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE refused'); END;
-CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records
-WHEN NOT EXISTS (SELECT 1 FROM audit_checkpoints WHERE reason = 'prune' AND seq >= OLD.seq)
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE refused outside prune'); END;
-CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
-BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: UPDATE refused'); END;
-CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
-WHEN NOT EXISTS (SELECT 1 FROM audit_checkpoints c WHERE c.reason = 'prune' AND c.seq > OLD.seq)
-BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: DELETE refused'); END;
-CREATE TRIGGER audit_head_forward BEFORE UPDATE ON audit_head WHEN NEW.seq <= OLD.seq
-BEGIN SELECT RAISE(ABORT, 'audit head only moves forward'); END;
-CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
-BEGIN SELECT RAISE(ABORT, 'audit head cannot be deleted'); END;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
 _INSERT = (
     f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
@@ -135,7 +101,7 @@ class SQLiteAuditStore(SqlAuditStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    for statement in _split(_SCHEMA):
+                    for statement in _split(SQLITE_SCHEMA):
                         conn.execute(statement)
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -253,7 +219,7 @@ class SQLiteAuditStore(SqlAuditStore):
             if rows:
                 return row_checkpoint(rows[0])
             cp = sign_checkpoint(
-                hmac_key, seq=head.seq, hash=head.hash, time=_now(head), reason=reason
+                hmac_key, seq=head.seq, hash=head.hash, time=now_after(head), reason=reason
             )
             conn.execute(_INSERT_CP, checkpoint_row(cp))
         self._logged_checkpoint(cp)
@@ -269,7 +235,7 @@ class SQLiteAuditStore(SqlAuditStore):
             if row is None:
                 return PruneResult(deleted=0, checkpoint=None)
             cp = sign_checkpoint(
-                hmac_key, seq=row[0], hash=row[1], time=_now(self._head(conn)), reason="prune"
+                hmac_key, seq=row[0], hash=row[1], time=now_after(self._head(conn)), reason="prune"
             )
             conn.execute(_INSERT_CP, checkpoint_row(cp))
             deleted = conn.execute("DELETE FROM audit_records WHERE seq <= ?", (cp.seq,)).rowcount
@@ -281,10 +247,6 @@ class SQLiteAuditStore(SqlAuditStore):
     def close(self) -> None:
         """Close the store's connections; it cannot be used afterwards."""
         self._pool.close()
-
-
-def _now(head: Head) -> str:
-    return max(format_time(datetime.now(UTC)), head.time or "")
 
 
 def _split(script: str) -> list[str]:
