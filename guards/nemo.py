@@ -51,8 +51,9 @@ rails:
     flows:
       - {_FLOW}
 """
-_collector: contextvars.ContextVar[list[Detection] | None] = contextvars.ContextVar(
-    "sandgate_nemo_hits", default=None
+# What the registered action saw and found during one `check_async` call of this task.
+_collector: contextvars.ContextVar[tuple[list[str], list[Detection]] | None] = (
+    contextvars.ContextVar("sandgate_nemo_hits", default=None)
 )
 
 
@@ -98,16 +99,18 @@ def nemo_rails(sets: tuple[str, ...]) -> Any:
 
     async def sandgate_yara_scan(text: str) -> bool:
         data = text.encode("utf-8")
-        hits = _collector.get()
+        collected = _collector.get()
+        if collected is not None:
+            collected[0].append(text)
         matched = False
         for match in rules.match(data=data):
             for string in match.strings:
                 for instance in string.instances:
                     span = _char_offsets(text, data, instance.offset, instance.matched_length)
                     matched = True
-                    if hits is not None:
+                    if collected is not None:
                         kind = YARA_TYPES[match.namespace]
-                        hits.append(Detection(kind, span[0], span[1], 1.0, match.rule))
+                        collected[1].append(Detection(kind, span[0], span[1], 1.0, match.rule))
         return matched
 
     with warnings.catch_warnings():
@@ -166,14 +169,18 @@ class NemoDetector(Detector):
             sets = tuple(s for s in sets if YARA_TYPES[s] in wanted)
         if not sets or not request.text:
             return []
+        seen: list[str] = []
         hits: list[Detection] = []
-        token = _collector.set(hits)
+        token = _collector.set((seen, hits))
         try:
             result = await nemo_rails(sets).check_async(
                 [{"role": "assistant", "content": request.text}], rail_types=[RailType.OUTPUT]
             )
         finally:
             _collector.reset(token)
+        if seen != [request.text]:
+            # Offsets are only right for the exact text; NeMo must not have altered it.
+            raise RuntimeError("NeMo's rail did not scan the text as given")
         if result.status == RailStatus.BLOCKED and not hits:
             raise RuntimeError(f"NeMo rail {result.rail!r} blocked without a located match")
         if hits and result.status != RailStatus.BLOCKED:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from guards import ScreeningConfig, Stage, StageConfig
+from guards import Screener, ScreeningConfig, ScreenResult, Stage, StageConfig
 from guards.config import NemoConfig
 from tests.guards._helpers import spans
 from tests.guards.conftest import Screen
@@ -75,3 +77,26 @@ def test_when_policy_selects_rule_sets_then_only_those_run(screen: Screen) -> No
 def test_when_no_rule_set_is_selected_then_nemo_reports_nothing(screen: Screen) -> None:
     config = ScreeningConfig(nemo=NemoConfig(injections=[]))
     assert screen("import os", Stage.CODE, config).findings == []
+
+
+def test_when_texts_are_screened_concurrently_then_each_gets_its_own_findings(
+    screener: Screener,
+) -> None:
+    codes = [f"{' ' * i}x = {i}\nhtml = '<script>alert({i})</script>'" for i in range(8)]
+    codes += [f"y = {i}" for i in range(8)]
+
+    async def run_all() -> list[ScreenResult]:
+        config = ScreeningConfig()
+        return list(
+            await asyncio.gather(
+                *(screener.screen(c, Stage.CODE, config, tenant="t") for c in codes)
+            )
+        )
+
+    for code, result in zip(codes, asyncio.run(run_all()), strict=True):
+        if "script" in code:
+            assert {code[f.start : f.end] for f in result.findings} == {
+                code[code.index("<script>") : code.index("</script>") + 9]
+            }
+        else:
+            assert result.findings == []
