@@ -76,6 +76,9 @@ class EgressCaps(BaseModel):
     connections_per_execution: int = Field(
         256, gt=0, description="Connections accepted over the whole execution; later ones refused."
     )
+    open_connections: int = Field(
+        32, gt=0, description="Connections open at once; one more is refused (kernel memory)."
+    )
     header_timeout_s: float = Field(
         10.0, gt=0, description="Time a client has to send a complete request head (slowloris)."
     )

@@ -77,6 +77,8 @@ class Pipe:
             data = self.ends[i].recv(CHUNK)
         except (BlockingIOError, InterruptedError):
             return
+        except OSError:  # a reset reads as an end of stream: what is buffered still goes out
+            data = b""
         if not data:
             self.eof[i] = True
         else:

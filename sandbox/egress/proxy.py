@@ -25,16 +25,14 @@ from typing import Self
 import structlog
 
 from sandbox.base import EgressAttempt
+from sandbox.egress._dial import Dialer
 from sandbox.egress._http import ClientGone, ProxyRefusal, read_head, refusal
 from sandbox.egress._relay import Budget, Cut, Endpoint, Meter, relay
 from sandbox.egress._session import Session
-from sandbox.egress.address import blocked_category, canonical_ip, parse_ip
 from sandbox.egress.base import (
     AttemptCallback,
     EgressCaps,
     EgressFilter,
-    IPAddress,
-    ResolveError,
     Resolver,
 )
 from sandbox.egress.resolver import SystemResolver
@@ -63,8 +61,10 @@ class EgressProxy:
         self.on_attempt = on_attempt
         self.refused_connections = 0
         self._budget = Budget(self.caps.bytes_per_execution)
+        self._dialer = Dialer(egress_filter, self.resolver, self.caps, allow_private=allow_private)
         self._attempts: list[EgressAttempt] = []
         self._accepted = 0
+        self._open_count = 0
         self._listener: socket.socket | None = None
         self._acceptor: asyncio.Task[None] | None = None
         self._socket_path: Path | None = None
@@ -162,6 +162,18 @@ class EgressProxy:
         except Exception as exc:
             log.warning("egress.callback_failed", error=type(exc).__name__)
 
+    async def _open(self, host: str, port: int, attempt: EgressAttempt) -> socket.socket:
+        """Check, then resolve once and connect; raise ProxyRefusal saying why not."""
+        verdict = self._dialer.check(host, port)
+        if self._budget.exhausted:
+            reason = f"per-execution byte cap ({self._budget.cap} bytes) already reached"
+            raise ProxyRefusal(403, "byte-limit", reason)
+        sock, address = await self._dialer.dial(host, port)
+        attempt.decision = "allow"
+        attempt.address = str(address)
+        attempt.reason = verdict.reason
+        return sock
+
     async def _accept_forever(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -182,7 +194,16 @@ class EgressProxy:
                 self._refuse_over_cap(conn)
                 return
             self._accepted += 1
-            await self._serve(client)
+            if self._open_count >= self.caps.open_connections:
+                reason = f"{self._open_count} connections already open, the most allowed at once"
+                self._finish(self._record("", 0, reason))
+                _send_now(conn, refusal(403, "connection-limit", reason))
+                return
+            self._open_count += 1
+            try:
+                await self._serve(client)
+            finally:
+                self._open_count -= 1
         finally:
             client.close()
 
@@ -192,8 +213,7 @@ class EgressProxy:
         self.refused_connections += 1
         if self.refused_connections == 1:  # one record, not thousands: the count is kept aside
             self._finish(self._record("", 0, reason + "; later connections refused too"))
-        with contextlib.suppress(OSError):
-            conn.send(refusal(403, "connection-limit", reason))  # best effort, never waits
+        _send_now(conn, refusal(403, "connection-limit", reason))
 
     async def _serve(self, client: Endpoint) -> None:
         try:
@@ -243,85 +263,15 @@ class EgressProxy:
             origin.close()
             self._finish(attempt)
 
-    async def _open(self, host: str, port: int, attempt: EgressAttempt) -> socket.socket:
-        """Decide, resolve once and connect to a checked address; raise ProxyRefusal if not."""
-        try:
-            verdict = self.filter.check(host, port)
-        except Exception as exc:  # deny on any filter error, never allow
-            raise ProxyRefusal(403, "blocked-by-allowlist", f"filter error: {exc}") from None
-        if not verdict.allowed:
-            raise ProxyRefusal(403, "blocked-by-allowlist", verdict.reason)
-        if self._budget.exhausted:
-            reason = f"per-execution byte cap ({self._budget.cap} bytes) already reached"
-            raise ProxyRefusal(403, "byte-limit", reason)
-        addresses = await self._resolve(host, port)
-        candidates: list[IPAddress] = []
-        refused: list[str] = []
-        for found in addresses:
-            address = canonical_ip(found)
-            category = blocked_category(address)
-            if category is None or self._private_allowed(address, port, category):
-                candidates.append(address)
-            else:
-                refused.append(f"{address} ({category})")
-        if not candidates:
-            reason = f"{host} resolves only to refused addresses: {', '.join(refused[:4])}"
-            if self.allow_private and not any("metadata" in r for r in refused):
-                reason += "; the policy must name the exact address:port to reach it"
-            raise ProxyRefusal(403, "blocked-address", reason)
-        failures: list[str] = []
-        for address in candidates[:4]:
-            try:
-                sock = await self._connect(address, port)
-            except (OSError, TimeoutError) as exc:
-                why = os.strerror(exc.errno) if exc.errno else "timed out"
-                failures.append(f"{address}: {why}")
-                continue
-            attempt.decision = "allow"
-            attempt.address = str(address)
-            attempt.reason = verdict.reason
-            return sock
-        raise ProxyRefusal(502, "upstream-failed", f"connect failed: {'; '.join(failures)}")
-
-    def _private_allowed(self, address: IPAddress, port: int, category: str) -> bool:
-        if not self.allow_private or "metadata" in category:
-            return False
-        try:
-            return self.filter.names_address(address, port)
-        except Exception:
-            return False
-
-    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        literal = parse_ip(host)
-        if literal is not None:
-            return [literal]
-        try:
-            async with asyncio.timeout(self.caps.resolve_timeout_s):
-                return list(await self.resolver.resolve(host, port))
-        except ResolveError as exc:
-            raise ProxyRefusal(502, "resolve-failed", str(exc)) from None
-        except TimeoutError:
-            raise ProxyRefusal(502, "resolve-failed", f"resolving {host} timed out") from None
-        except Exception as exc:
-            raise ProxyRefusal(502, "resolve-failed", f"resolver error: {exc}") from None
-
-    async def _connect(self, address: IPAddress, port: int) -> socket.socket:
-        """Connect to the checked address itself: a literal, so nothing is looked up again."""
-        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            async with asyncio.timeout(self.caps.connect_timeout_s):
-                await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
-            return sock
-        except BaseException:
-            sock.close()
-            raise
-
 
 async def _answer(client: Endpoint, data: bytes) -> None:
     """Write the proxy's own short answer; a client that is gone or not reading is dropped."""
     with contextlib.suppress(OSError):
         async with asyncio.timeout(5):
             await client.sendall(data)
+
+
+def _send_now(conn: socket.socket, data: bytes) -> None:
+    """Best effort, never waits: for refusals that must not hold the connection."""
+    with contextlib.suppress(OSError):
+        conn.send(data)

@@ -100,6 +100,7 @@ def test_when_https_goes_through_an_allowed_tunnel_then_tls_verifies_end_to_end(
     make_proxy: Callable[..., ProxyRunner],
     forwarder: Callable[[], int],
 ) -> None:
+    pytest.importorskip("cryptography")  # to make the certificate
     cert, key = self_signed(tmp_path)
     origin = TLSOriginServer(cert, key)
     try:
@@ -143,6 +144,7 @@ def test_when_a_program_only_has_the_proxy_environment_then_http_and_https_work_
     allowed: OriginServer,
     forbidden: OriginServer,
 ) -> None:
+    pytest.importorskip("cryptography")  # to make the certificate
     cert, key = self_signed(tmp_path)
     origin = TLSOriginServer(cert, key)
     try:

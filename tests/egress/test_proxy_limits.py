@@ -188,3 +188,31 @@ def test_when_a_head_is_too_large_then_431_and_nothing_is_forwarded(
     )
     assert parse_answer(unix_exchange(sock_path, raw.encode())).status == 431
     assert allowed.connections == 0
+
+
+def test_when_too_many_connections_are_open_at_once_then_one_more_is_refused(
+    make_proxy: Callable[..., ProxyRunner], sock_path: Path, allowed: OriginServer
+) -> None:
+    runner = make_proxy(
+        [f"127.0.0.1:{allowed.port}"],
+        allow_private=True,
+        caps=EgressCaps(open_connections=4, header_timeout_s=30),
+    )
+    request = (
+        f"GET http://127.0.0.1:{allowed.port}/ HTTP/1.1\r\nHost: 127.0.0.1:{allowed.port}\r\n\r\n"
+    ).encode()
+    held = [_connect(sock_path) for _ in range(4)]  # open, sending nothing
+    try:
+        time.sleep(0.2)
+        answer = parse_answer(unix_exchange(sock_path, request))
+        assert (answer.status, answer.headers["x-proxy-error"]) == (403, "connection-limit")
+        assert b"4 connections already open" in answer.body
+    finally:
+        held.pop().close()
+    time.sleep(0.2)  # one slot free again
+    try:
+        assert parse_answer(unix_exchange(sock_path, request)).status == 200
+    finally:
+        for sock in held:
+            sock.close()
+    assert [a.decision for a in runner.attempts(2)] == ["deny", "allow"]
