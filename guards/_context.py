@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import regex  # type: ignore[import-untyped]
+import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from spacy.lang.en.stop_words import STOP_WORDS

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import regex  # type: ignore[import-untyped]
+import regex
 from presidio_analyzer import PatternRecognizer
 
 __all__ = ["GroupPatternRecognizer"]
@@ -24,7 +24,7 @@ class GroupPatternRecognizer(PatternRecognizer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        flags = self.global_regex_flags
+        flags = self.global_regex_flags or 0
         patterns: list[Any] = list(getattr(self, "patterns", []))
         self._narrowing = {
             p.regex: compiled

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
-import regex  # type: ignore[import-untyped]
+import regex
 from presidio_analyzer import Pattern, PatternRecognizer
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-import regex  # type: ignore[import-untyped]
+import regex
 
 from guards.base import Detection, ScanRequest, SyncDetector
 from guards.rules import InjectionRule, InjectionRuleFile, load_rule_file

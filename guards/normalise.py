@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-import regex  # type: ignore[import-untyped]
+import regex
 
 from guards._homoglyphs import HOMOGLYPHS
 

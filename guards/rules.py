@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-import regex  # type: ignore[import-untyped]
+import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 

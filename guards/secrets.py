@@ -13,7 +13,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-import regex  # type: ignore[import-untyped]
+import regex
 
 from guards._overlap import drop_shadowed
 from guards.base import Detection, ScanRequest, SyncDetector
