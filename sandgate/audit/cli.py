@@ -8,6 +8,7 @@ audit error), 2 bad usage, 3 the database is unavailable.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import structlog
@@ -69,6 +70,19 @@ def _store(dsn: str, key: bytes | None = None) -> Iterator[AuditStore]:
         raise _Unavailable(str(exc)) from exc
     except AuditError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _utf8(name: Literal["stdin", "stdout"]) -> Iterator[io.TextIOWrapper]:
+    """Standard input or output as UTF-8 text whatever the locale (exports are UTF-8)."""
+    raw = sys.stdout.buffer if name == "stdout" else sys.stdin.buffer
+    stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    try:
+        yield stream
+    finally:
+        if name == "stdout":
+            stream.flush()
+        stream.detach()  # leave the process's own stream open
 
 
 def _key(key_file: Path | None) -> bytes | None:
@@ -136,7 +150,8 @@ def verify(
     if slice_file is not None:
         fmt = fmt or _format_of(slice_file)
         if str(slice_file) == "-":
-            report = verify_export(sys.stdin, fmt, hmac_key=key, filtered=filtered)
+            with _utf8("stdin") as lines:
+                report = verify_export(lines, fmt, hmac_key=key, filtered=filtered)
         else:
             with slice_file.open(encoding="utf-8", newline="") as lines:
                 report = verify_export(lines, fmt, hmac_key=key, filtered=filtered)
@@ -200,7 +215,8 @@ def export_command(
         if checkpoint and key is not None and store.head().seq:
             store.checkpoint(key, reason="manual")
         if output == "-":
-            count = export(store, sys.stdout, fmt, where, anchor=not no_anchor)
+            with _utf8("stdout") as out:
+                count = export(store, out, fmt, where, anchor=not no_anchor)
         else:
             count = _export_to_file(store, Path(output), fmt, where, not no_anchor)
     click.echo(f"exported {count} records", err=True)

@@ -17,6 +17,7 @@ Triggers refuse UPDATE and DELETE, except deleting records (and superseded check
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Generator, Iterator, Sequence
@@ -72,8 +73,18 @@ class SQLiteAuditStore(SqlAuditStore):
         self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
             self._connect, sqlite3.Connection.close
         )
+        self._create_private()
         with self._errors(), self._pool.connection() as conn:
             self._create_schema(conn)
+
+    def _create_private(self) -> None:
+        """Create the file readable by its owner only (SQLite gives -wal/-shm the same mode)."""
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise AuditUnavailable(f"audit database {self.path}: {exc.strerror}") from exc
 
     def _errors(self) -> AbstractContextManager[None]:
         return _sqlite_errors(self.path)

@@ -74,7 +74,7 @@ def test_when_a_row_is_tampered_then_verify_names_it_and_exits_1(
 
 def test_when_the_database_is_unavailable_then_the_cli_exits_3(tmp_path: Path) -> None:
     result = _run("verify", "--db", f"sqlite://{tmp_path}/missing/audit.db")
-    assert result.exit_code == 3 and "unable to open" in result.stderr
+    assert result.exit_code == 3 and "No such file or directory" in result.stderr
 
 
 def test_when_no_db_is_given_then_the_state_dir_default_is_used(tmp_path: Path) -> None:
@@ -218,3 +218,20 @@ def test_when_exporting_to_a_file_on_a_terminal_then_a_progress_bar_shows(
     assert child.wait(timeout=60) == 0
     assert b"exporting" in shown and b"100%" in shown
     assert len(out.read_text().splitlines()) == 50
+
+
+def test_when_the_terminal_is_not_utf8_then_the_export_still_is(
+    store: AuditStore, dsn: str
+) -> None:
+    store.append(event(content={"code": "print('héllo ✓')"}))
+    code = "from sandgate.audit.cli import audit; audit()"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, "export", "--db", dsn],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert json.loads(done.stdout.decode("utf-8"))["content"]["code"] == "print('héllo ✓')"

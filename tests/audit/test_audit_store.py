@@ -233,3 +233,11 @@ def test_when_the_hmac_key_is_short_then_the_store_refuses_it(
 
 def test_when_canonical_form_is_built_then_it_is_sorted_compact_utf8() -> None:
     assert canonical({"b": 1, "a": {"ü": "é", "c": None}}) == '{"a":{"c":null,"ü":"é"},"b":1}'
+
+
+def test_when_a_sqlite_log_is_created_then_only_its_owner_can_read_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    with open_store(f"sqlite://{path}") as store:
+        store.append(event())
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes["audit.db"] == 0o600 and modes["audit.db-wal"] == 0o600, modes
