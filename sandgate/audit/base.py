@@ -204,6 +204,8 @@ class VerifyReport(BaseModel):
         text = f"all {self.count} records hold"
         if self.count:
             text += f" (seq {self.first_seq}..{self.last_seq})"
+            if not self.anchored:
+                text += ", its start not anchored to genesis or a checkpoint"
         if self.macs_checked and self.authenticated_through is not None:
             text += f"; signed checkpoints vouch through seq {self.authenticated_through}"
         elif not self.macs_checked:

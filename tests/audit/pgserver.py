@@ -28,14 +28,14 @@ class PgMissing(RuntimeError):
     """PostgreSQL's server binaries are not installed."""
 
 
-def find_bindir() -> Path:
+def find_bindir(root: Path = Path("/usr/lib/postgresql"), use_path: bool = True) -> Path:
     """The directory holding initdb and pg_ctl (the newest Debian version, else PATH)."""
     candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
+        root.glob("*/bin"),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
         reverse=True,
     )
-    on_path = shutil.which("pg_ctl")
+    on_path = shutil.which("pg_ctl") if use_path else None
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     for bindir in candidates:

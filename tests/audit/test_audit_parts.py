@@ -18,6 +18,7 @@ from sandgate.audit._pool import ConnectionPool
 from sandgate.audit.chain import GENESIS, seal
 from sandgate.audit.dsn import default_dsn, redacted_dsn, sqlite_path
 from sandgate.audit.guard import EventGuard
+from tests.audit.pgserver import PgMissing, find_bindir
 
 
 class _SlowLog:
@@ -159,3 +160,11 @@ def test_when_modules_declare_all_then_every_name_exists() -> None:
         assert names is not None, f"{module.__name__} has no __all__"
         assert all(hasattr(module, name) for name in names), module.__name__
     assert all(hasattr(sandgate.audit, name) for name in sandgate.audit.__all__)
+
+
+def test_when_postgres_binaries_are_missing_then_the_message_names_the_setup_script(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "15" / "bin").mkdir(parents=True)  # a version directory without the binaries
+    with pytest.raises(PgMissing, match=r"\.ci/postgres"):
+        find_bindir(tmp_path, use_path=False)
