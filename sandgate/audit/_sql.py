@@ -31,7 +31,7 @@ from sandgate.audit.chain import (
     canonical,
     check_hmac_key,
     format_time,
-    seal,
+    seal_fields,
     sign_checkpoint,
 )
 from sandgate.audit.guard import DEFAULT_KEY_PREFIX, EventGuard
@@ -43,8 +43,8 @@ __all__ = [
     "Sealed",
     "SqlAuditStore",
     "checkpoint_row",
+    "fields_row",
     "now_after",
-    "record_row",
     "row_checkpoint",
     "row_record",
     "where_sql",
@@ -82,12 +82,10 @@ def where_sql(where: RecordFilter | None, ph: str) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(conds)) if conds else "", params
 
 
-def record_row(rec: AuditRecord) -> tuple[Any, ...]:
-    """The record as a row in COLUMNS order (content and details as canonical JSON text)."""
-    values = rec.model_dump()
-    values["content"] = canonical(values["content"])
-    values["details"] = canonical(values["details"])
-    return tuple(values[name] for name in COLUMNS)
+def fields_row(fields: dict[str, Any]) -> tuple[Any, ...]:
+    """A record's fields as a row in COLUMNS order (content and details as canonical JSON)."""
+    row = dict(fields, content=canonical(fields["content"]), details=canonical(fields["details"]))
+    return tuple(row[name] for name in COLUMNS)
 
 
 def row_record(row: Sequence[Any]) -> AuditRecord:
@@ -126,10 +124,16 @@ def checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
 
 
 class Sealed:
-    """A batch sealed under the write lock: its records, the new head, a checkpoint if due."""
+    """A batch sealed under the write lock: records, their rows, the new head, a checkpoint."""
 
-    def __init__(self, records: list[AuditRecord], checkpoint: Checkpoint | None) -> None:
+    def __init__(
+        self,
+        records: list[AuditRecord],
+        rows: list[tuple[Any, ...]],
+        checkpoint: Checkpoint | None,
+    ) -> None:
         self.records = records
+        self.rows = rows
         self.checkpoint = checkpoint
         last = records[-1]
         self.head = Head(seq=last.seq, hash=last.hash, time=last.time)
@@ -183,18 +187,28 @@ class SqlAuditStore(AuditStore):
         # Never let time run backwards along the chain, even if the clock does: time filters
         # and retention then always cut the log at one seq.
         moment = now_after(head)
-        prev, seq, records = head.hash, head.seq, []
+        prev, seq = head.hash, head.seq
+        records: list[AuditRecord] = []
+        rows: list[tuple[Any, ...]] = []
         for event in events:
             seq += 1
-            rec = seal(event, seq=seq, record_id=str(uuid.uuid4()), time=moment, prev_hash=prev)
-            records.append(rec)
-            prev = rec.hash
+            fields = seal_fields(
+                event.model_dump(),
+                seq=seq,
+                record_id=str(uuid.uuid4()),
+                time=moment,
+                prev_hash=prev,
+            )
+            rows.append(fields_row(fields))
+            # Validated on construction, sealed by us: no need to validate again.
+            records.append(AuditRecord.model_construct(**fields))
+            prev = fields["hash"]
         checkpoint = None
         if self._hmac_key is not None and self._checkpoint_due(head.seq, seq):
             checkpoint = sign_checkpoint(
                 self._hmac_key, seq=seq, hash=prev, time=moment, reason="periodic"
             )
-        return Sealed(records, checkpoint)
+        return Sealed(records, rows, checkpoint)
 
     def _checkpoint_due(self, old_seq: int, new_seq: int) -> bool:
         if self._every and new_seq // self._every > old_seq // self._every:

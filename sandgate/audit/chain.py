@@ -77,6 +77,7 @@ __all__ = [
     "format_time",
     "record_hash",
     "seal",
+    "seal_fields",
     "sign_checkpoint",
 ]
 
@@ -123,11 +124,20 @@ def record_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
-def seal(event: AuditEvent, *, seq: int, record_id: str, time: str, prev_hash: str) -> AuditRecord:
-    """Place an event in the chain: add its seq, id, time and prev_hash, and hash it all."""
-    fields: dict[str, Any] = event.model_dump()
+def seal_fields(
+    fields: dict[str, Any], *, seq: int, record_id: str, time: str, prev_hash: str
+) -> dict[str, Any]:
+    """Add seq, id, time and prev_hash to an event's fields, and their `hash` (in place)."""
     fields.update(seq=seq, id=record_id, time=time, prev_hash=prev_hash)
     fields["hash"] = record_hash(fields)
+    return fields
+
+
+def seal(event: AuditEvent, *, seq: int, record_id: str, time: str, prev_hash: str) -> AuditRecord:
+    """Place an event in the chain: add its seq, id, time and prev_hash, and hash it all."""
+    fields = seal_fields(
+        event.model_dump(), seq=seq, record_id=record_id, time=time, prev_hash=prev_hash
+    )
     # The event was validated on construction and the added fields are ours: skip re-validation.
     return AuditRecord.model_construct(**fields)
 

@@ -35,7 +35,6 @@ from sandgate.audit._sql import (
     SqlAuditStore,
     checkpoint_row,
     now_after,
-    record_row,
     row_checkpoint,
     row_record,
     where_sql,
@@ -138,7 +137,7 @@ class PostgresAuditStore(SqlAuditStore):
         with self._write() as (conn, head):
             sealed = self._seal(events, head)
             with conn.cursor() as cur:
-                cur.executemany(_INSERT, [record_row(r) for r in sealed.records])
+                cur.executemany(_INSERT, sealed.rows)
             if sealed.checkpoint is not None:
                 conn.execute(_INSERT_CP, checkpoint_row(sealed.checkpoint))
             conn.execute(

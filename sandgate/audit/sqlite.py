@@ -34,7 +34,6 @@ from sandgate.audit._sql import (
     SqlAuditStore,
     checkpoint_row,
     now_after,
-    record_row,
     row_checkpoint,
     row_record,
     where_sql,
@@ -141,7 +140,7 @@ class SQLiteAuditStore(SqlAuditStore):
         """Seal and commit checked events in one transaction (all or none)."""
         with self._write() as conn:
             sealed = self._seal(events, self._head(conn))
-            conn.executemany(_INSERT, [record_row(r) for r in sealed.records])
+            conn.executemany(_INSERT, sealed.rows)
             if sealed.checkpoint is not None:
                 conn.execute(_INSERT_CP, checkpoint_row(sealed.checkpoint))
             conn.execute(
