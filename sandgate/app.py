@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from pydantic import SecretStr
 
-from guards.options import GuardOptions
+from guards.options import GuardOptions, NemoLLM
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandbox.docker import DockerBackend
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate import __version__
-from sandgate.api import execute, health, policies
+from sandgate.api import execute, health, policies, screen
 from sandgate.api import metrics as metrics_api
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
@@ -55,6 +58,28 @@ def make_backend(settings: Settings) -> SandboxBackend:
     )
 
 
+def guard_options(settings: Settings) -> GuardOptions:
+    """The screener's host settings; the hash secret persists in the state directory."""
+    secret = settings.hash_secret
+    if secret is None:
+        path = settings.state_dir / "hash_secret"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+        secret = SecretStr(path.read_text().strip())
+    llm = None
+    if settings.nemo_llm_url and settings.nemo_llm_model:
+        llm = NemoLLM(
+            base_url=settings.nemo_llm_url,
+            model=settings.nemo_llm_model,
+            api_key_env=settings.nemo_llm_key_env,
+        )
+    return GuardOptions(
+        spacy_model_path=settings.spacy_model_path, hash_secret=secret, nemo_llm=llm
+    )
+
+
 def finding_producers(screener: Screener) -> dict[str, set[str]]:
     """Finding type -> the detectors that can report it."""
     producers: dict[str, set[str]] = {}
@@ -75,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys = KeyStore(settings.state_dir / "keys.db")
         if settings.api_key is not None:
             keys.seed(settings.api_key.get_secret_value())
-        screener = Screener(GuardOptions())
+        screener = Screener(guard_options(settings))
+        await asyncio.to_thread(screener.warm_up)
         metrics = Metrics()
         try:
             registry = PolicyRegistry(
@@ -101,9 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             keys=keys,
             backend=backend,
-            executor=Executor(backend, slots, metrics),
+            executor=Executor(backend, slots, screener, metrics),
             policies=registry,
             metrics=metrics,
+            screener=screener,
         )
         stop_watching = asyncio.Event()
         watcher = asyncio.create_task(registry.watch(stop_watching))
@@ -137,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(execute.router)
+    app.include_router(screen.router)
     app.include_router(policies.router)
     app.include_router(metrics_api.router)
     return app

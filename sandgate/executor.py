@@ -1,4 +1,4 @@
-"""The /execute path between the HTTP layer and the sandbox: the policy's limits, a slot, a run."""
+"""The /execute path: the policy's limits, code screening, a slot, a run, output screening."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import uuid
 
 import structlog
 
-from sandbox.base import ExecutionResult, ExecutionSpec, Limits, SandboxBackend, SandboxUnavailable
+from guards import Action, Screener, Stage
+from sandbox.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    Limits,
+    SandboxBackend,
+    SandboxUnavailable,
+    Status,
+)
 from sandgate.errors import Busy, InvalidInput, PayloadTooLarge, PolicyRefused, Unavailable
 from sandgate.metrics import Metrics
-from sandgate.models import ExecuteRequest
+from sandgate.models import ExecuteRequest, ExecuteResponse, PolicyRef
 from sandgate.policy.loader import ResolvedPolicy
+from sandgate.screening import screen_texts
 from sandgate.slots import NoSlot, SandboxSlots
 
 __all__ = ["Executor"]
@@ -25,9 +34,12 @@ def _refuse_field(field: str, message: str) -> list[dict[str, object]]:
 class Executor:
     """Runs requests on a backend within a host-wide cap on concurrent sandboxes."""
 
-    def __init__(self, backend: SandboxBackend, slots: SandboxSlots, metrics: Metrics) -> None:
+    def __init__(
+        self, backend: SandboxBackend, slots: SandboxSlots, screener: Screener, metrics: Metrics
+    ) -> None:
         self.backend = backend
         self.slots = slots
+        self.screener = screener
         self.metrics = metrics
 
     @staticmethod
@@ -68,17 +80,73 @@ class Executor:
         return sandbox_limits.model_copy(update={"timeout_s": request.timeout_s})
 
     async def execute(
-        self, request: ExecuteRequest, resolved: ResolvedPolicy
-    ) -> tuple[str, ExecutionResult]:
-        """Run the request's code; returns the execution id and the backend's result."""
+        self, request: ExecuteRequest, resolved: ResolvedPolicy, *, tenant: str, request_id: str
+    ) -> ExecuteResponse:
+        """Screen the code, run it, screen its output; a `block` on the code runs nothing."""
+        limits = self.limits_for(request, resolved)
+        execution_id = uuid.uuid4().hex
+        config = resolved.policy.screening
+        code_texts = {"code": request.code} | {f"file:{k}": v for k, v in request.files.items()}
+        code_stage, code_results = await screen_texts(
+            self.screener, code_texts, Stage.CODE, config, tenant=tenant
+        )
+        self.metrics.screenings.labels("code", code_stage.verdict.value).inc()
+        policy = PolicyRef(name=resolved.name, hash=resolved.hash)
+        if code_stage.verdict is Action.BLOCK:
+            log.info("execute.blocked", execution_id=execution_id, findings=code_stage.summary())
+            self.metrics.executions.labels(Status.BLOCKED.value).inc()
+            return ExecuteResponse(
+                execution_id=execution_id,
+                request_id=request_id,
+                status=Status.BLOCKED,
+                exit_code=None,
+                stdout="",
+                stderr="",
+                stdout_truncated=False,
+                stderr_truncated=False,
+                wall_ms=0,
+                cpu_ms=0,
+                peak_memory_bytes=0,
+                detail=f"code blocked by screening: {code_stage.summary()}",
+                policy=policy,
+                screening={"code": code_stage},
+            )
+        # `redact` on code runs the code with its findings replaced (e.g. a pasted key).
+        texts = {name: r.text for name, r in code_results.items()}
         spec = ExecutionSpec(
-            execution_id=uuid.uuid4().hex,
-            code=request.code,
+            execution_id=execution_id,
+            code=texts.get("code", request.code),
             language=request.language,
             stdin=request.stdin,
-            files=request.files,
-            limits=self.limits_for(request, resolved),
+            files={k: texts.get(f"file:{k}", v) for k, v in request.files.items()},
+            limits=limits,
         )
+        result = await self._run(spec, resolved)
+        out_stage, out_results = await screen_texts(
+            self.screener,
+            {"stdout": result.stdout, "stderr": result.stderr},
+            Stage.OUTPUT,
+            config,
+            tenant=tenant,
+        )
+        self.metrics.screenings.labels("output", out_stage.verdict.value).inc()
+        shown = result.model_dump()
+        if out_stage.verdict is not Action.ALLOW:
+            # The raw bytes would carry what screening replaced: never send them then.
+            shown |= {"stdout_base64": None, "stderr_base64": None}
+        if out_stage.verdict is Action.BLOCK:
+            shown |= {"stdout": "", "stderr": "", "output_withheld": True}
+        else:
+            shown |= {name: r.text for name, r in out_results.items()}
+        return ExecuteResponse(
+            execution_id=execution_id,
+            request_id=request_id,
+            policy=policy,
+            screening={"code": code_stage, "output": out_stage},
+            **shown,
+        )
+
+    async def _run(self, spec: ExecutionSpec, resolved: ResolvedPolicy) -> ExecutionResult:
         try:
             async with self.slots.acquire():
                 log.info(
@@ -106,4 +174,4 @@ class Executor:
             exit_code=result.exit_code,
             wall_ms=result.wall_ms,
         )
-        return spec.execution_id, result
+        return result

@@ -1,16 +1,16 @@
-"""The wire format of /execute (DESIGN.md, Contracts): request and response bodies."""
+"""The wire format of /execute and /screen (DESIGN.md, Contracts): request and response bodies."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from guards import Action, Finding, Stage
 from sandbox.base import EgressAttempt, Status
 from sandbox.bundle import BundleError, safe_relative_path
 from sandbox.languages import LANGUAGES
+from sandgate.screening import StageScreening
 
-__all__ = ["ExecuteRequest", "ExecuteResponse", "PolicyRef"]
+__all__ = ["ExecuteRequest", "ExecuteResponse", "PolicyRef", "ScreenRequest", "ScreenResponse"]
 
 MAX_FILES = 64
 
@@ -87,6 +87,32 @@ class ExecuteResponse(BaseModel):
     cpu_ms: int
     peak_memory_bytes: int
     detail: str | None = None
-    policy: PolicyRef | None = None
+    output_withheld: bool = Field(
+        False, description="True when output screening blocked stdout and stderr."
+    )
+    policy: PolicyRef
     egress: list[EgressAttempt] = Field(default_factory=list)
-    screening: dict[str, Any] = Field(default_factory=dict)
+    screening: dict[str, StageScreening] = Field(
+        default_factory=dict, description="Per stage (`code`, `output`): verdict and findings."
+    )
+
+
+class ScreenRequest(BaseModel):
+    """`POST /screen`: a text to vet at one stage of an agent's path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The text, as it would go into or come out of the agent.")
+    stage: Stage = Field(description="`input` (to a model), `output` (from it) or `code`.")
+    policy: str | None = Field(None, description="A stricter policy to screen under, by name.")
+
+
+class ScreenResponse(BaseModel):
+    """`POST /screen`'s answer."""
+
+    request_id: str
+    verdict: Action
+    findings: list[Finding]
+    text: str = Field(description="Redacted when the verdict is `redact`, else as sent.")
+    policy: PolicyRef
+    latency_ms: float

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guards import Screener
 from sandbox.base import SandboxBackend
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
@@ -24,3 +25,4 @@ class Services:
     executor: Executor
     policies: PolicyRegistry
     metrics: Metrics
+    screener: Screener

@@ -55,6 +55,24 @@ class Settings(BaseSettings):
     docker_cgroup_root: Path = Field(
         Path("/sys/fs/cgroup"), description="The host's cgroup v1 root, as this process sees it."
     )
+    spacy_model_path: Path | None = Field(
+        None,
+        description="An official spaCy pipeline directory; enables PERSON, LOCATION, "
+        "ORGANIZATION and NRP detection. Without it PII detection is pattern-based.",
+    )
+    hash_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Keys the `hash` redaction operator. Unset: a random secret kept in the "
+        "state directory (set it explicitly when several hosts must agree).",
+    )
+    nemo_llm_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint for NeMo's LLM self-check rails."
+    )
+    nemo_llm_model: str | None = Field(None, description="Model name at that endpoint.")
+    nemo_llm_key_env: str | None = Field(
+        None, description="Environment variable holding that endpoint's key."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from sandgate.deps import ServicesDep, require
 from sandgate.keys import ApiKey, Scope
-from sandgate.models import ExecuteRequest, ExecuteResponse, PolicyRef
+from sandgate.models import ExecuteRequest, ExecuteResponse
 
 __all__ = ["router"]
 
@@ -24,10 +24,6 @@ async def execute(
 ) -> ExecuteResponse:
     """Run `code` under the caller's policy (or a stricter one it names)."""
     resolved = services.policies.resolve(key.name, key.tenant, body.policy)
-    execution_id, result = await services.executor.execute(body, resolved)
-    return ExecuteResponse(
-        execution_id=execution_id,
-        request_id=request.state.request_id,
-        policy=PolicyRef(name=resolved.name, hash=resolved.hash),
-        **result.model_dump(),
+    return await services.executor.execute(
+        body, resolved, tenant=key.tenant, request_id=request.state.request_id
     )

@@ -29,6 +29,12 @@ async def ready(services: ServicesDep) -> JSONResponse:
     }
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    screener = services.screener
+    checks["screening"] = {
+        "ok": True,
+        "entities": screener.entities_by_detector(),
+        "not_detectable": screener.unavailable_entities(),
+    }
     warnings = []
     if registry.rejected is not None:
         first = registry.rejected.issues[0]

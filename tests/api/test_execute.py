@@ -257,6 +257,9 @@ def test_when_metrics_scraped_then_executions_are_counted_and_a_key_is_needed(
     execute(server, {"code": "import sys; sys.exit(3)"})
     with server.client() as client:
         text = client.get("/metrics").text
-    counted = [line for line in text.splitlines()
-               if line.startswith('sandgate_executions_total{status="error"}')]
+    counted = [
+        line
+        for line in text.splitlines()
+        if line.startswith('sandgate_executions_total{status="error"}')
+    ]
     assert counted and float(counted[0].split()[-1]) >= 1
