@@ -122,9 +122,9 @@ class PostgresAuditStore(SqlAuditStore):
     def _write(self) -> Iterator[tuple[Conn, Head]]:
         """One transaction holding the head row's lock: appends queue here, across hosts."""
         with self._errors(), self._pool.connection() as conn:
-            # Pipelined: BEGIN travels with the locking SELECT, and the writes with COMMIT, so
-            # an append costs two round trips; leaving the pipeline waits for the COMMIT.
-            with conn.pipeline(), conn.transaction():
+            # Not pipelined: measured here, psycopg's pipeline mode made this slower (1.7 ms
+            # against 1.2 ms per lock-insert-update transaction), not faster.
+            with conn.transaction():
                 row = conn.execute(
                     "SELECT seq, hash, time FROM audit_head WHERE id = 1 FOR UPDATE"
                 ).fetchone()
@@ -245,13 +245,7 @@ class PostgresAuditStore(SqlAuditStore):
                 hmac_key, seq=row[0], hash=row[1], time=now_after(head), reason="prune"
             )
             conn.execute(_INSERT_CP, checkpoint_row(cp))
-            # In a pipeline rowcount is not known yet: count what the DELETE returns.
-            counted = conn.execute(
-                "WITH gone AS (DELETE FROM audit_records WHERE seq <= %s RETURNING 1) "
-                "SELECT count(*) FROM gone",
-                (cp.seq,),
-            ).fetchone()
-            deleted = int(counted[0]) if counted else 0
+            deleted = conn.execute("DELETE FROM audit_records WHERE seq <= %s", (cp.seq,)).rowcount
             conn.execute("DELETE FROM audit_checkpoints WHERE seq < %s", (cp.seq,))
         self._logged_checkpoint(cp)
         return PruneResult(deleted=deleted, checkpoint=cp)
