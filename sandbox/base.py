@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "EgressAttempt",
+    "EgressSpec",
     "ExecutionResult",
     "ExecutionSpec",
     "Limits",
@@ -79,6 +80,17 @@ class EgressAttempt(BaseModel):
     bytes_down: int = 0
 
 
+class EgressSpec(BaseModel):
+    """Where an execution may connect, through its egress proxy (see `sandbox.egress`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    allow: tuple[str, ...] = Field(description="Allowlist entries, `host:port`.")
+    deny: tuple[str, ...] = Field(default=(), description="Entries refused even if allowed.")
+    max_connections: int = Field(64, gt=0, description="Connections per execution.")
+    max_bytes: int = Field(64 * MiB, gt=0, description="Bytes up plus down per execution.")
+
+
 class ExecutionSpec(BaseModel):
     """Everything a backend needs to run one piece of code."""
 
@@ -91,8 +103,8 @@ class ExecutionSpec(BaseModel):
     stdin: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Limits()
-    egress: tuple[str, ...] = Field(
-        default=(), description="Allowlist entries (`host:port`); empty means no network at all."
+    egress: EgressSpec | None = Field(
+        None, description="The egress allowlist; None means no network at all."
     )
 
 

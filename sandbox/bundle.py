@@ -15,15 +15,36 @@ import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sandbox.attachment import Attachment, Bind
 from sandbox.base import ExecutionSpec, MiB
 from sandbox.languages import Language
 
-__all__ = ["SANDBOX_GID", "SANDBOX_UID", "BundleError", "write_bundle", "safe_relative_path"]
+__all__ = [
+    "BASE_ENV",
+    "INPUT_DIR",
+    "SANDBOX_GID",
+    "SANDBOX_UID",
+    "WORK_DIR",
+    "BundleError",
+    "launcher",
+    "safe_relative_path",
+    "write_bundle",
+    "write_inputs",
+]
 
 SANDBOX_UID = 65534  # nobody
 SANDBOX_GID = 65534
 INPUT_DIR = "/sandgate"
 WORK_DIR = "/work"
+# Everything the code's environment holds: nothing of the service's own leaks in.
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": WORK_DIR,
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONPATH": WORK_DIR,
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 class BundleError(ValueError):
@@ -44,12 +65,36 @@ def safe_relative_path(name: str) -> PurePosixPath:
     return path
 
 
-def _launcher(language: Language, forwarder: str | None) -> str:
-    steps = [f"cp -R {INPUT_DIR}/files/. {WORK_DIR}/", f"cd {WORK_DIR}"]
-    if forwarder:
-        steps.append(forwarder)
+def launcher(language: Language, setup: str | None = None) -> str:
+    """The shell script that starts the code: copy the files into /work, run the attachments'
+    setup (the egress forwarder), then exec the program so it is the sandbox's main process."""
+    steps = ["set -e", f"cp -R {INPUT_DIR}/files/. {WORK_DIR}/", f"cd {WORK_DIR}"]
+    if setup:
+        steps.append(setup)
     steps.append("exec " + shlex.join([*language.command, f"{INPUT_DIR}/{language.filename}"]))
-    return " && ".join(steps)
+    return "\n".join(steps)
+
+
+def write_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> None:
+    """Lay out the read-only /sandgate tree (code and files); raises BundleError first on an
+    unsafe file name, before anything is written."""
+    targets = [(directory / "files" / safe_relative_path(n), t) for n, t in spec.files.items()]
+    (directory / "files").mkdir(parents=True)
+    (directory / language.filename).write_text(spec.code, encoding="utf-8")
+    for target, text in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    for path in [directory, *directory.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+def _bind(bind: Bind) -> dict[str, Any]:
+    return {
+        "destination": bind.target,
+        "type": "bind",
+        "source": str(bind.source),
+        "options": ["rbind", "ro" if bind.read_only else "rw", "nosuid", "nodev"],
+    }
 
 
 def _tmpfs(destination: str, size_mb: int) -> dict[str, Any]:
@@ -75,38 +120,20 @@ def write_bundle(
     language: Language,
     rootfs: Path,
     cgroups_path: str,
-    env: dict[str, str] | None = None,
-    forwarder: str | None = None,
-    extra_mounts: list[dict[str, Any]] | None = None,
+    attachment: Attachment | None = None,
 ) -> None:
     """Lay out `bundle/` for `runsc run`; raises BundleError before anything runs."""
+    attachment = attachment or Attachment()
     inputs = bundle / "input"
-    files_dir = inputs / "files"
-    files_dir.mkdir(parents=True)
-    (inputs / language.filename).write_text(spec.code, encoding="utf-8")
-    for name, text in spec.files.items():
-        target = files_dir / safe_relative_path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    for path in [inputs, *inputs.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-
+    write_inputs(inputs, spec, language)
     limits = spec.limits
-    process_env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": WORK_DIR,
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": WORK_DIR,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **(env or {}),
-    }
+    process_env = {**BASE_ENV, **attachment.env}
     config = {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
             "user": {"uid": SANDBOX_UID, "gid": SANDBOX_GID},
-            "args": ["/bin/sh", "-c", _launcher(language, forwarder)],
+            "args": ["/bin/sh", "-c", launcher(language, attachment.setup)],
             "env": [f"{k}={v}" for k, v in process_env.items()],
             "cwd": "/",
             "capabilities": {},
@@ -140,7 +167,7 @@ def write_bundle(
                 "source": str(inputs),
                 "options": ["rbind", "ro", "nosuid", "nodev"],
             },
-            *(extra_mounts or []),
+            *(_bind(b) for b in attachment.binds),
         ],
         "linux": {
             "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")],

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import structlog
 
+from sandbox.attachment import Attacher, Attachment, no_attachment
 from sandbox.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -61,6 +62,7 @@ class RunscBackend(SandboxBackend):
         runsc: str = "runsc",
         platform: str = "ptrace",
         cgroup_root: Path = CGROUP_ROOT,
+        attacher: Attacher = no_attachment,
     ) -> None:
         self.state_dir = state_dir
         self.images = images
@@ -71,6 +73,7 @@ class RunscBackend(SandboxBackend):
         self.run_dir = state_dir / "run"
         self.cgroup_root = cgroup_root
         self.cgroup_parent = f"sandgate/{self.instance}"
+        self.attacher = attacher
 
     # -- readiness and housekeeping -------------------------------------------------------
 
@@ -149,13 +152,22 @@ class RunscBackend(SandboxBackend):
         container = f"sg-{spec.execution_id}"
         try:
             bundle.mkdir(parents=True)
-            write_bundle(bundle, spec, language=lang, rootfs=rootfs, cgroups_path=cgroup.path)
-            cgroup.create(
-                memory_bytes=spec.limits.memory_mb << 20,
-                max_processes=spec.limits.max_processes,
-                cpus=spec.limits.cpus,
-            )
-            return await self._supervise(spec, bundle, container, cgroup)
+            async with self.attacher(spec, bundle) as attachment:
+                write_bundle(
+                    bundle,
+                    spec,
+                    language=lang,
+                    rootfs=rootfs,
+                    cgroups_path=cgroup.path,
+                    attachment=attachment,
+                )
+                cgroup.create(
+                    memory_bytes=spec.limits.memory_mb << 20,
+                    max_processes=spec.limits.max_processes,
+                    cpus=spec.limits.cpus,
+                )
+                result = await self._supervise(spec, bundle, container, cgroup, attachment)
+                return result.model_copy(update={"egress": attachment.attempts()})
         finally:
             await self._teardown(container, cgroup, bundle)
 
@@ -174,7 +186,12 @@ class RunscBackend(SandboxBackend):
         ]
 
     async def _supervise(
-        self, spec: ExecutionSpec, bundle: Path, container: str, cgroup: SandboxCgroup
+        self,
+        spec: ExecutionSpec,
+        bundle: Path,
+        container: str,
+        cgroup: SandboxCgroup,
+        attachment: Attachment,
     ) -> ExecutionResult:
         limits = spec.limits
         reasons: list[str] = []
@@ -189,7 +206,9 @@ class RunscBackend(SandboxBackend):
         err = CappedOutput(limits.output_bytes, lambda: trigger("output"))
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            *self._command(bundle, container),
+            *self._command(
+                bundle, container, *(["--host-uds=open"] if attachment.needs_host_uds else [])
+            ),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -234,7 +253,7 @@ class RunscBackend(SandboxBackend):
         exit_code = proc.returncode
         runtime_errors = _runtime_errors(bundle / "runsc.log")
         pids_hit = usage.pids_refused > 0 or (
-            peak_procs - HOST_BASELINE_PROCS >= limits.max_processes
+            peak_procs - HOST_BASELINE_PROCS - attachment.processes >= limits.max_processes
         )
         status, detail = _classify(
             limits,

@@ -16,6 +16,7 @@ from guards.options import GuardOptions, NemoLLM
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandbox.docker import DockerBackend
+from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate import __version__
@@ -30,7 +31,7 @@ from sandgate.metrics import Metrics
 from sandgate.policy.loader import PolicySetInvalid
 from sandgate.policy.registry import PolicyRegistry
 from sandgate.services import Services
-from sandgate.settings import Settings
+from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
 
 __all__ = ["create_app", "make_backend"]
@@ -55,6 +56,7 @@ def make_backend(settings: Settings) -> SandboxBackend:
         images=images,
         runsc=settings.runsc_path,
         platform=settings.runsc_platform,
+        attacher=egress_attacher(allow_private=settings.egress_allow_private),
     )
 
 
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         stop_watching = asyncio.Event()
         watcher = asyncio.create_task(registry.watch(stop_watching))
+        if settings.egress_allow_private:
+            log.warning("egress.private_allowed", effect=PRIVATE_EGRESS_WARNING)
         log.info(
             "service.started",
             backend=backend.name,

@@ -8,6 +8,7 @@ import structlog
 
 from guards import Action, Screener, Stage
 from sandbox.base import (
+    EgressSpec,
     ExecutionResult,
     ExecutionSpec,
     Limits,
@@ -19,12 +20,25 @@ from sandgate.errors import Busy, InvalidInput, PayloadTooLarge, PolicyRefused, 
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteRequest, ExecuteResponse, PolicyRef
 from sandgate.policy.loader import ResolvedPolicy
+from sandgate.policy.schema import Network
 from sandgate.screening import screen_texts
 from sandgate.slots import NoSlot, SandboxSlots
 
 __all__ = ["Executor"]
 
 log = structlog.get_logger(__name__)
+
+
+def egress_spec(network: Network) -> EgressSpec | None:
+    """The sandbox's egress from the policy's `network`; None (no network) when it allows none."""
+    if not network.egress:
+        return None
+    return EgressSpec(
+        allow=tuple(network.egress),
+        deny=tuple(network.deny),
+        max_connections=network.max_connections,
+        max_bytes=network.max_bytes,
+    )
 
 
 def _refuse_field(field: str, message: str) -> list[dict[str, object]]:
@@ -120,6 +134,7 @@ class Executor:
             stdin=request.stdin,
             files={k: texts.get(f"file:{k}", v) for k, v in request.files.items()},
             limits=limits,
+            egress=egress_spec(resolved.policy.network),
         )
         result = await self._run(spec, resolved)
         out_stage, out_results = await screen_texts(

@@ -9,9 +9,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["REPO_ROOT", "Settings"]
+__all__ = ["PRIVATE_EGRESS_WARNING", "REPO_ROOT", "Settings"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PRIVATE_EGRESS_WARNING = (
+    "SANDGATE_EGRESS_ALLOW_PRIVATE is on: policies naming an exact loopback or private "
+    "address can reach it; for tests and labs only"
+)
 
 
 class Settings(BaseSettings):
@@ -41,6 +45,11 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(
         2 << 20, ge=1024, le=64 << 20, description="Largest request body accepted (else 413)."
+    )
+    egress_allow_private: bool = Field(
+        False,
+        description="For tests and labs only: lets a policy that names an exact loopback or "
+        "private address:port reach it through the egress proxy. Shown as a warning in /ready.",
     )
     runsc_path: str = Field("runsc", description="The runsc binary.")
     runsc_platform: str = Field("ptrace", description="gVisor platform; KVM hung on these hosts.")

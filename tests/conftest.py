@@ -65,10 +65,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, images: ImageStore) -> Iter
 
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_left_behind() -> Iterator[None]:
-    """Fail the session if any sandbox, process, cgroup, bundle or mount outlived it."""
+    """Fail the session if any sandbox, process, cgroup, bundle or mount outlived it, or if a
+    sandbox changed the shared image (runsc creates missing mount points on the host)."""
+    roots = sorted(SHARED_IMAGES.glob("*/rootfs"))
+    before = {root: sorted(os.listdir(root)) for root in roots}
     yield
     found = [item for state in _used_state_dirs for item in leftovers_of(state)]
     assert not found, f"left behind after the test session: {found}"
+    after = {root: sorted(os.listdir(root)) for root in roots if root.exists()}
+    assert after == {r: v for r, v in before.items() if r in after}, "an image was modified"
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from sandgate.deps import ServicesDep
+from sandgate.settings import PRIVATE_EGRESS_WARNING
 
 __all__ = ["router"]
 
@@ -36,6 +37,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "not_detectable": screener.unavailable_entities(),
     }
     warnings = []
+    if services.settings.egress_allow_private:
+        warnings.append(PRIVATE_EGRESS_WARNING)
     if registry.rejected is not None:
         first = registry.rejected.issues[0]
         warnings.append(
