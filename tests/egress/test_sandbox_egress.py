@@ -19,7 +19,6 @@ import textwrap
 import threading
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
