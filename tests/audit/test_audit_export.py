@@ -16,14 +16,18 @@ from sandgate.audit.export import CSV_FIELDS, FORMATS, Format, export, export_li
 from sandgate.audit.ocsf import to_ocsf
 from tests.audit.helpers import HMAC_KEY, event, run_child
 
+# Peak RSS is VmHWM, the high-water mark of this program's own memory: ru_maxrss would carry
+# over the parent's size from before exec (a big test process would hide any growth).
 EXPORTER = """
-import resource, sys
+import sys
 from sandgate.audit import RecordFilter, open_store
 from sandgate.audit.export import export
 dsn, fmt, max_seq, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 with open_store(dsn) as store, open(path, "w", encoding="utf-8", newline="") as out:
     count = export(store, out, fmt, RecordFilter(max_seq=max_seq))
-print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+with open("/proc/self/status") as status:
+    peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(count, peak_kib)
 """
 
 
