@@ -49,7 +49,8 @@ def _assert_one_chain(store: AuditStore, expected: int) -> list[AuditRecord]:
 
 def _printed(output: str) -> dict[int, str]:
     seen: dict[int, str] = {}
-    for line in output.splitlines():
+    lines = output.split("\n")[:-1]  # a last line without its newline was cut by the kill
+    for line in lines:
         parts = line.split()
         if len(parts) == 2 and parts[0].isdigit():  # a line cut by the kill is ignored
             seq, rid = int(parts[0]), parts[1]
