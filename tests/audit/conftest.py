@@ -20,7 +20,7 @@ from sandgate.audit import AuditStore, open_store
 from tests.audit.helpers import HMAC_KEY, RawDb
 from tests.audit.pgserver import PgMissing, PgServer
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")

@@ -123,6 +123,7 @@ def test_when_rows_are_changed_in_sql_then_the_database_refuses(
     assert store.count() == 3 and store.verify(HMAC_KEY).ok
 
 
+@pytest.mark.postgres
 def test_when_a_postgres_table_is_truncated_then_the_database_refuses(pg_dsn: str) -> None:
     with open_store(pg_dsn) as store:
         store.append(event())

@@ -44,6 +44,7 @@ def _all_calls_fail(store: AuditStore) -> None:
         store.checkpoint(HMAC_KEY)
 
 
+@pytest.mark.postgres
 def test_when_the_postgres_server_stops_then_calls_fail_and_recover_after_restart(
     own_pg: PgServer,
 ) -> None:
@@ -58,6 +59,7 @@ def test_when_the_postgres_server_stops_then_calls_fail_and_recover_after_restar
         assert store.verify(HMAC_KEY).ok
 
 
+@pytest.mark.postgres
 def test_when_the_server_restarts_then_pooled_connections_are_not_lent_dead(
     own_pg: PgServer,
 ) -> None:
@@ -88,6 +90,7 @@ def _busy(store: AuditStore, threads: int) -> None:
         w.join()
 
 
+@pytest.mark.postgres
 def test_when_the_postgres_server_is_unreachable_then_opening_fails_quickly() -> None:
     with pytest.raises(AuditUnavailable, match="OperationalError"):
         open_store("postgresql://postgres@127.0.0.1:1/none", connect_timeout=2)
