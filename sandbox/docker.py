@@ -99,6 +99,12 @@ class DockerBackend(SandboxBackend):
         "containers are NOT a security boundary for untrusted code"
     )
 
+    def close(self) -> None:
+        """Close the connections to the daemon (the service's shutdown; tests)."""
+        self.api.close()
+        self._quick.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     # -- readiness and housekeeping -------------------------------------------------------
 
     def warnings(self) -> list[str]:
@@ -111,6 +117,7 @@ class DockerBackend(SandboxBackend):
         try:
             runtimes = self._quick.info().get("Runtimes", {})
         except _DOWN as exc:
+            self._quick.close()  # drop pooled connections to the dead daemon, not leak them
             down = f"the Docker daemon at {self.api.base_url} is not answering ({_short(exc)})"
             return {**result, "docker": down, "runtime": down, "image": down}
         if self.runtime not in runtimes:
@@ -179,7 +186,11 @@ class DockerBackend(SandboxBackend):
 
     def leftovers(self) -> list[str]:
         """What of this instance is still there: containers, runsc processes, cgroups, dirs."""
-        found = [f"container {c['Id'][:12]} {c.get('State', '')}" for c in self._labelled()]
+        try:
+            found = [f"container {c['Id'][:12]} {c.get('State', '')}" for c in self._labelled()]
+        except _DOWN as exc:
+            self._quick.close()
+            found = [f"docker daemon not answering, containers unknown ({_short(exc)})"]
         ids = set(self._ours)
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
@@ -207,6 +218,7 @@ class DockerBackend(SandboxBackend):
         except NotFound:
             raise  # callers tell a missing image or an already removed container apart
         except _DOWN as exc:
+            self.api.close()  # drop pooled connections to the dead daemon, not leak them
             raise SandboxUnavailable(f"the Docker daemon failed: {_short(exc)}") from exc
 
     async def run(self, spec: ExecutionSpec) -> ExecutionResult:
@@ -357,7 +369,7 @@ class DockerBackend(SandboxBackend):
     async def _kill(self, cid: str, cgroup: SandboxCgroup, ended: asyncio.Task[None]) -> None:
         """Stop the container: Docker's kill first; if it will not die (a hung runtime, a frozen
         cgroup), thaw it and SIGKILL every host process of the sandbox from its cgroup."""
-        with contextlib.suppress(SandboxUnavailable, DockerException):
+        with contextlib.suppress(SandboxUnavailable, DockerException, TimeoutError):
             await asyncio.wait_for(self._call(self.api.kill, cid), KILL_GRACE_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(ended), KILL_GRACE_S)

@@ -58,6 +58,7 @@ def docker_backend(
     backend.reap()
     yield backend
     assert backend.leftovers() == []
+    backend.close()
 
 
 @pytest.fixture(params=KINDS)
@@ -68,9 +69,18 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture(params=KINDS)
-def backend_factory(request: pytest.FixtureRequest) -> Callable[[Path, Path], Backend]:
+def backend_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[Path, Path], Backend]]:
     """Makes a backend of each kind on a given state directory and recipes folder."""
     kind: str = request.param
     if kind == "docker":
         require_docker(request.getfixturevalue("docker_backend"))
-    return lambda state, recipes: make_backend(kind, state, recipes)
+    made: list[Backend] = []
+
+    def factory(state: Path, recipes: Path) -> Backend:
+        made.append(make_backend(kind, state, recipes))
+        return made[-1]
+
+    yield factory
+    for backend in made:
+        if isinstance(backend, DockerBackend):
+            backend.close()
