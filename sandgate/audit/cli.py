@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import click
 import structlog
+from pydantic import ValidationError
 
 from sandgate.audit.base import (
     AuditError,
@@ -61,10 +62,10 @@ class _Unavailable(click.ClickException):
 
 
 @contextmanager
-def _store(dsn: str, key: bytes | None = None) -> Iterator[AuditStore]:
+def _store(dsn: str) -> Iterator[AuditStore]:
     """The store, with audit errors turned into clean CLI failures."""
     try:
-        with open_store(dsn, hmac_key=key) as store:
+        with open_store(dsn) as store:
             yield store
     except AuditUnavailable as exc:
         raise _Unavailable(str(exc)) from exc
@@ -207,7 +208,11 @@ def export_command(
     **filters: Any,
 ) -> None:
     """Stream records to a file or stdout as jsonl, csv or ocsf, in constant memory."""
-    where = RecordFilter(**filters)
+    try:
+        where = RecordFilter(**filters)
+    except ValidationError as exc:
+        wrong = ", ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(wrong) from None
     key = _key(key_file)
     if checkpoint and key is None:
         raise click.UsageError(f"--checkpoint signs with the HMAC key: set {HMAC_KEY_ENV}")

@@ -126,6 +126,11 @@ def test_when_exporting_since_a_time_then_only_later_records_are_asked_for(
     assert [json.loads(line)["seq"] for line in result.stdout.splitlines()] == [4]
 
 
+def test_when_a_filter_is_too_long_then_usage_error(dsn: str) -> None:
+    result = _run("export", "--db", dsn, "--tenant", "t" * 300)
+    assert result.exit_code == 2 and "--tenant" in result.stderr
+
+
 @pytest.mark.parametrize("since", ["yesterday", "2024-13-01"])
 def test_when_a_time_is_not_iso_then_usage_error(dsn: str, since: str) -> None:
     result = _run("export", "--db", dsn, "--since", since)
