@@ -22,10 +22,12 @@ ENV PATH=/opt/sandgate/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SANDGATE_IMAGES_DIR=/usr/share/sandgate/images \
     SANDGATE_WORKERS=2
 
-# Dependencies first: that layer is rebuilt only when pyproject.toml changes.
+# Dependencies first (the versions the test suite ran with; the dev tools among them are not
+# installed): this layer is rebuilt only when they change.
 COPY .state/wheels/deps /tmp/wheels
 RUN python3 -m venv /opt/sandgate \
- && /opt/sandgate/bin/pip install --no-cache-dir --no-index /tmp/wheels/*.whl \
+ && /opt/sandgate/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \
+      -r /tmp/wheels/runtime.txt \
  && rm -rf /tmp/wheels
 COPY .state/wheels/app /tmp/app
 RUN /opt/sandgate/bin/pip install --no-cache-dir --no-index --no-deps /tmp/app/*.whl \
