@@ -4,95 +4,55 @@ Inside the container (the same view as the runsc backend's, see `sandbox.bundle`
     /            the image, read-only
     /sandgate    main.py, files/ and stdin from a per-execution host directory, read-only
     /work, /tmp  size-capped tmpfs owned by the sandbox user
-plus whatever an `Attachment` binds in (the egress proxy's socket directory).
+plus whatever an `Attachment` binds in (the egress proxy's socket directory, /sandgate/egress).
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from docker.types import LogConfig, Ulimit
 
-from sandbox.base import EgressAttempt, ExecutionSpec, MiB
-from sandbox.bundle import INPUT_DIR, SANDBOX_GID, SANDBOX_UID, WORK_DIR, safe_relative_path
+from sandbox.attachment import Attachment
+from sandbox.base import ExecutionSpec, MiB
+from sandbox.bundle import (
+    BASE_ENV,
+    INPUT_DIR,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    WORK_DIR,
+    launcher,
+    write_inputs,
+)
 from sandbox.cgroup import PIDS_BASE, PIDS_PER_PROCESS
 from sandbox.languages import Language
 
-__all__ = ["Attachment", "Bind", "container_config", "write_inputs"]
+__all__ = ["STDIN_FILE", "container_config", "write_docker_inputs"]
 
-# The same environment the runsc backend gives; `env -i` drops what Docker adds (HOSTNAME).
-BASE_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": WORK_DIR,
-    "TMPDIR": "/tmp",
-    "LANG": "C.UTF-8",
-    "PYTHONPATH": WORK_DIR,
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
+STDIN_FILE = "stdin"
 
 
-@dataclass(frozen=True)
-class Bind:
-    """A host path bound into the sandbox (the host path as the Docker daemon sees it)."""
-
-    source: Path
-    target: str
-    read_only: bool = True
-
-
-def _no_attempts() -> list[EgressAttempt]:
-    return []
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """What the service adds to one container: binds, environment, a launcher step.
-
-    Egress fills it: a bind of the directory holding the proxy's Unix socket (reachable because
-    the runtime runs with `--host-uds=open`), the proxy variables, the forwarder's start
-    command as `setup` (a shell step run before the code), and `attempts` to report.
-    """
-
-    binds: tuple[Bind, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    setup: str | None = None
-    attempts: Callable[[], list[EgressAttempt]] = _no_attempts
-
-
-def write_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> None:
-    """Lay out the read-only /sandgate tree; raises BundleError on an unsafe file name."""
-    files_dir = directory / "files"
-    files_dir.mkdir(parents=True)
-    (directory / language.filename).write_text(spec.code, encoding="utf-8")
-    (directory / "stdin").write_text(spec.stdin or "", encoding="utf-8")
-    for name, text in spec.files.items():
-        target = files_dir / safe_relative_path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    for path in [directory, *directory.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+def write_docker_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> None:
+    """The runsc backend's /sandgate tree plus `stdin`: the code reads its stdin from a file,
+    not a pipe through the daemon (nothing to stream, nothing to block on)."""
+    write_inputs(directory, spec, language)
+    (directory / STDIN_FILE).write_text(spec.stdin or "", encoding="utf-8")
+    (directory / STDIN_FILE).chmod(0o644)
 
 
 def _command(language: Language, attachment: Attachment) -> list[str]:
-    # stdin is a file, not a pipe through the daemon: nothing to stream, nothing to block on.
-    steps = [f"cp -R {INPUT_DIR}/files/. {WORK_DIR}/", f"cd {WORK_DIR}"]
-    if attachment.setup:
-        steps.append(attachment.setup)
-    run = shlex.join([*language.command, f"{INPUT_DIR}/{language.filename}"])
-    steps.append(f"exec {run} < {INPUT_DIR}/stdin")
+    redirect = f"exec < {INPUT_DIR}/{STDIN_FILE}"
+    setup = f"{attachment.setup}\n{redirect}" if attachment.setup else redirect
     env = {**BASE_ENV, **attachment.env}
+    # `env -i`: exactly the runsc backend's environment; Docker would add HOSTNAME.
     return [
         "/usr/bin/env",
         "-i",
         *(f"{k}={v}" for k, v in env.items()),
         "/bin/sh",
         "-c",
-        " && ".join(steps),
+        launcher(language, setup),
     ]
 
 

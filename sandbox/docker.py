@@ -19,9 +19,8 @@ import re
 import shutil
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,8 +30,9 @@ import requests
 import structlog
 from docker.errors import DockerException, ImageNotFound, NotFound
 
-from sandbox._docker_spec import Attachment, Bind, container_config, write_inputs
+from sandbox._docker_spec import container_config, write_docker_inputs
 from sandbox._docker_stream import open_attach_stream
+from sandbox.attachment import Attacher, Attachment, no_attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable, Status
 from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
 from sandbox.image import ImageError, ImageStore
@@ -40,7 +40,7 @@ from sandbox.languages import language
 from sandbox.output import CappedOutput, decode_output
 from sandbox.runsc import HOST_BASELINE_PROCS, _classify
 
-__all__ = ["API_VERSION", "Attacher", "Attachment", "Bind", "DockerBackend"]
+__all__ = ["API_VERSION", "DockerBackend"]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -50,14 +50,6 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 POLL_S = 0.01  # a fork bomb sits at its process limit for only tens of ms
 KILL_GRACE_S = 3.0
 _DOWN = (DockerException, requests.RequestException, OSError)
-
-Attacher = Callable[[ExecutionSpec, Path], AbstractAsyncContextManager[Attachment]]
-"""Given a spec (with `egress`) and its run directory, yields what to add to the container."""
-
-
-@contextlib.asynccontextmanager
-async def _nothing(_spec: ExecutionSpec, _directory: Path) -> AsyncIterator[Attachment]:
-    yield Attachment()
 
 
 class DockerBackend(SandboxBackend):
@@ -71,6 +63,7 @@ class DockerBackend(SandboxBackend):
         state_dir: Path,
         images: ImageStore,
         runtime: str = "runsc",
+        uds_runtime: str | None = None,
         allow_runc: bool = False,
         base_url: str | None = None,
         cgroup_root: Path = CGROUP_ROOT,
@@ -80,6 +73,9 @@ class DockerBackend(SandboxBackend):
         self.state_dir = state_dir
         self.images = images
         self.runtime = runtime
+        # Sandboxes that connect to a bound Unix socket (the egress proxy's) need gVisor's
+        # `--host-uds=open`; only they get the runtime registered with it.
+        self.uds_runtime = uds_runtime or (runtime if runtime == "runc" else f"{runtime}-uds")
         self.allow_runc = allow_runc
         self.instance = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
         self.run_dir = state_dir / "docker-run"
@@ -120,9 +116,10 @@ class DockerBackend(SandboxBackend):
             self._quick.close()  # drop pooled connections to the dead daemon, not leak them
             down = f"the Docker daemon at {self.api.base_url} is not answering ({_short(exc)})"
             return {**result, "docker": down, "runtime": down, "image": down}
-        if self.runtime not in runtimes:
+        missing = [r for r in (self.runtime, self.uds_runtime) if r not in runtimes]
+        if missing:
             result["runtime"] = (
-                f"runtime {self.runtime!r} is not registered with Docker (have: "
+                f"runtime {missing[0]!r} is not registered with Docker (have: "
                 f"{', '.join(sorted(runtimes))}); add it to /etc/docker/daemon.json (.ci/docker)"
             )
         elif self.runtime == "runc" and not self.allow_runc:
@@ -227,7 +224,7 @@ class DockerBackend(SandboxBackend):
             raise ValueError(f"execution id {spec.execution_id!r} is not a safe name")
         if self.runtime == "runc" and not self.allow_runc:
             raise SandboxUnavailable(self.runc_warning + "; refusing to run")
-        if spec.egress and self.attacher is None:
+        if spec.egress is not None and self.attacher is None:
             raise SandboxUnavailable("egress was asked for but this backend has no egress proxy")
         lang = language(spec.language)
         try:
@@ -237,17 +234,17 @@ class DockerBackend(SandboxBackend):
         directory = self.run_dir / spec.execution_id
         name = f"sandgate-{self.instance}-{spec.execution_id}"
         cgroup: SandboxCgroup | None = None
-        attach = self.attacher if spec.egress and self.attacher else _nothing
+        attach = self.attacher or no_attachment
         try:
             directory.mkdir(parents=True)
-            write_inputs(directory / "input", spec, lang)
+            write_docker_inputs(directory / "input", spec, lang)
             async with attach(spec, directory) as attachment:
                 create, host = container_config(
                     spec,
                     language=lang,
                     inputs=directory / "input",
                     attachment=attachment,
-                    runtime=self.runtime,
+                    runtime=self.uds_runtime if attachment.needs_host_uds else self.runtime,
                     cgroup_parent="/" + self.cgroup_parent,
                     labels={"sandgate": self.instance, "sandgate.execution": spec.execution_id},
                 )
@@ -272,13 +269,13 @@ class DockerBackend(SandboxBackend):
                     max_processes=spec.limits.max_processes,
                     cpus=spec.limits.cpus,
                 )
-                result = await self._supervise(spec, cid, cgroup)
+                result = await self._supervise(spec, cid, cgroup, attachment)
                 return result.model_copy(update={"egress": attachment.attempts()})
         finally:
             await self._teardown(name, cgroup, directory)
 
     async def _supervise(
-        self, spec: ExecutionSpec, cid: str, cgroup: SandboxCgroup
+        self, spec: ExecutionSpec, cid: str, cgroup: SandboxCgroup, attachment: Attachment
     ) -> ExecutionResult:
         limits = spec.limits
         reasons: list[str] = []
@@ -336,7 +333,7 @@ class DockerBackend(SandboxBackend):
         usage = cgroup.usage()
         runtime_errors = [state["Error"]] if state.get("Error") else []
         pids_hit = usage.pids_refused > 0 or (
-            peak_procs - HOST_BASELINE_PROCS >= limits.max_processes
+            peak_procs - HOST_BASELINE_PROCS - attachment.processes >= limits.max_processes
         )
         status, detail = _classify(
             limits,

@@ -47,9 +47,11 @@ def make_backend(settings: Settings) -> SandboxBackend:
             state_dir=settings.state_dir,
             images=images,
             runtime=settings.docker_runtime,
+            uds_runtime=settings.docker_uds_runtime,
             allow_runc=settings.docker_allow_runc,
             base_url=settings.docker_url,
             cgroup_root=settings.docker_cgroup_root,
+            attacher=egress_attacher(allow_private=settings.egress_allow_private),
         )
     return RunscBackend(
         state_dir=settings.state_dir,

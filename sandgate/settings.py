@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         None, description="Docker daemon for the docker backend (default: DOCKER_HOST or local)."
     )
     docker_runtime: str = Field("runsc", description="Docker runtime of the sandboxes (gVisor).")
+    docker_uds_runtime: str | None = Field(
+        None,
+        description="Runtime of sandboxes with egress (runsc with --host-uds=open, so they reach "
+        "the proxy's socket); default `<docker_runtime>-uds`.",
+    )
     docker_allow_runc: bool = Field(
         False, description="Allow runtime runc: no gVisor, NOT a boundary for untrusted code."
     )
