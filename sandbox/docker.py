@@ -13,43 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import re
 import shutil
-import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import docker
 import psutil
-import requests
 import structlog
 from docker.errors import DockerException, ImageNotFound, NotFound
 
+from sandbox._docker_client import API_VERSION, DAEMON_ERRORS, DockerCalls, short
 from sandbox._docker_spec import container_config, write_docker_inputs
-from sandbox._docker_stream import open_attach_stream
-from sandbox.attachment import Attacher, Attachment, no_attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable, Status
+from sandbox._docker_supervise import KILL_GRACE_S, supervise, thaw
+from sandbox.attachment import Attacher, no_attachment
+from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable
 from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
 from sandbox.image import ImageError, ImageStore
 from sandbox.languages import language
-from sandbox.output import CappedOutput, decode_output
-from sandbox.runsc import HOST_BASELINE_PROCS, _classify
 
 __all__ = ["API_VERSION", "DockerBackend"]
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
-API_VERSION = "1.41"  # Docker Engine 20.10 (Debian's); newer engines still speak it
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-POLL_S = 0.01  # a fork bomb sits at its process limit for only tens of ms
-KILL_GRACE_S = 3.0
-_DOWN = (DockerException, requests.RequestException, OSError)
 
 
 class DockerBackend(SandboxBackend):
@@ -82,9 +70,9 @@ class DockerBackend(SandboxBackend):
         self.cgroup_root = cgroup_root
         self.cgroup_parent = f"sandgate-docker/{self.instance}"
         self.attacher = attacher
-        self.api = _client(base_url, api_timeout_s)
-        self._quick = _client(base_url, 5.0)  # readiness checks must answer fast
-        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandgate-docker")
+        self._calls = DockerCalls(base_url, api_timeout_s)
+        self.api = self._calls.api
+        self._quick = self._calls.quick  # readiness checks must answer fast
         self._ours: deque[str] = deque(maxlen=4096)  # container ids, to find runsc processes
         self._unremoved: set[str] = set()  # removal failed (daemon down): retried later
         if runtime == "runc":
@@ -97,9 +85,7 @@ class DockerBackend(SandboxBackend):
 
     def close(self) -> None:
         """Close the connections to the daemon (the service's shutdown; tests)."""
-        self.api.close()
-        self._quick.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._calls.close()
 
     # -- readiness and housekeeping -------------------------------------------------------
 
@@ -112,9 +98,9 @@ class DockerBackend(SandboxBackend):
         result: dict[str, str | None] = {"docker": None, "runtime": None, "image": None}
         try:
             runtimes = self._quick.info().get("Runtimes", {})
-        except _DOWN as exc:
+        except DAEMON_ERRORS as exc:
             self._quick.close()  # drop pooled connections to the dead daemon, not leak them
-            down = f"the Docker daemon at {self.api.base_url} is not answering ({_short(exc)})"
+            down = f"the Docker daemon at {self.api.base_url} is not answering ({short(exc)})"
             return {**result, "docker": down, "runtime": down, "image": down}
         missing = [r for r in (self.runtime, self.uds_runtime) if r not in runtimes]
         if missing:
@@ -141,8 +127,8 @@ class DockerBackend(SandboxBackend):
             )
         except ImageError as exc:
             return str(exc)
-        except _DOWN as exc:
-            return f"the Docker daemon is not answering ({_short(exc)})"
+        except DAEMON_ERRORS as exc:
+            return f"the Docker daemon is not answering ({short(exc)})"
         return None
 
     def _labelled(self) -> list[dict[str, Any]]:
@@ -153,7 +139,7 @@ class DockerBackend(SandboxBackend):
 
     def _retry_removals(self) -> None:
         for cid in list(self._unremoved):
-            with contextlib.suppress(*_DOWN):
+            with contextlib.suppress(*DAEMON_ERRORS):
                 with contextlib.suppress(NotFound):
                     self._quick.remove_container(cid, force=True)
                 self._unremoved.discard(cid)
@@ -166,8 +152,8 @@ class DockerBackend(SandboxBackend):
                 with contextlib.suppress(NotFound):
                     self.api.remove_container(item["Id"], force=True)
                     reaped += 1
-        except _DOWN as exc:
-            log.error("sandbox.docker.reap_failed", error=_short(exc))
+        except DAEMON_ERRORS as exc:
+            log.error("sandbox.docker.reap_failed", error=short(exc))
         for controller in self.cgroup_root.iterdir():
             parent = controller / self.cgroup_parent
             if parent.is_dir():
@@ -185,9 +171,9 @@ class DockerBackend(SandboxBackend):
         """What of this instance is still there: containers, runsc processes, cgroups, dirs."""
         try:
             found = [f"container {c['Id'][:12]} {c.get('State', '')}" for c in self._labelled()]
-        except _DOWN as exc:
+        except DAEMON_ERRORS as exc:
             self._quick.close()
-            found = [f"docker daemon not answering, containers unknown ({_short(exc)})"]
+            found = [f"docker daemon not answering, containers unknown ({short(exc)})"]
         ids = set(self._ours)
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
@@ -205,18 +191,6 @@ class DockerBackend(SandboxBackend):
         return found
 
     # -- one execution --------------------------------------------------------------------
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A blocking SDK call on the backend's own threads; daemon failures become
-        SandboxUnavailable (the service answers 503)."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
-        except NotFound:
-            raise  # callers tell a missing image or an already removed container apart
-        except _DOWN as exc:
-            self.api.close()  # drop pooled connections to the dead daemon, not leak them
-            raise SandboxUnavailable(f"the Docker daemon failed: {_short(exc)}") from exc
 
     async def run(self, spec: ExecutionSpec) -> ExecutionResult:
         """Run `spec` in a fresh container; everything it made is gone when this returns."""
@@ -249,7 +223,7 @@ class DockerBackend(SandboxBackend):
                     labels={"sandgate": self.instance, "sandgate.execution": spec.execution_id},
                 )
                 try:
-                    created = await self._call(
+                    created = await self._calls.call(
                         self.api.create_container,
                         image,
                         name=name,
@@ -269,147 +243,32 @@ class DockerBackend(SandboxBackend):
                     max_processes=spec.limits.max_processes,
                     cpus=spec.limits.cpus,
                 )
-                result = await self._supervise(spec, cid, cgroup, attachment)
+                result = await supervise(
+                    self._calls, spec, cid, cgroup, attachment, self._freezer(cid)
+                )
                 return result.model_copy(update={"egress": attachment.attempts()})
         finally:
             await self._teardown(name, cgroup, directory)
 
-    async def _supervise(
-        self, spec: ExecutionSpec, cid: str, cgroup: SandboxCgroup, attachment: Attachment
-    ) -> ExecutionResult:
-        limits = spec.limits
-        reasons: list[str] = []
-        stop = asyncio.Event()
-
-        def trigger(reason: str) -> None:
-            if not reasons:
-                reasons.append(reason)
-            stop.set()
-
-        out = CappedOutput(limits.output_bytes, lambda: trigger("output"))
-        err = CappedOutput(limits.output_bytes, lambda: trigger("output"))
-        # Attached before the start, so not one byte of output is missed.
-        hijacked = await self._call(
-            self.api.attach_socket, cid, params={"stdout": 1, "stderr": 1, "stream": 1}
-        )
-        stream = await open_attach_stream(hijacked)
-        started = time.monotonic()
-        peak_procs = 0
-
-        async def monitor() -> None:
-            nonlocal peak_procs
-            while True:
-                peak_procs = max(peak_procs, cgroup.process_count())
-                if cgroup.cpu_ns() > limits.cpu_s * 1e9:
-                    trigger("cpu")
-                await asyncio.sleep(POLL_S)
-
-        ended = asyncio.create_task(stream.demux())
-        pumps = [
-            asyncio.create_task(out.pump(stream.stdout)),
-            asyncio.create_task(err.pump(stream.stderr)),
-        ]
-        watcher = asyncio.create_task(monitor())
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            await self._call(self.api.start, cid)
-            await asyncio.wait(
-                {ended, stopper}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not ended.done():
-                trigger("timeout")
-                await self._kill(cid, cgroup, ended)
-            await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), KILL_GRACE_S)
-            exit_code = (await self._call(self.api.wait, cid, timeout=10))["StatusCode"]
-            state = (await self._call(self.api.inspect_container, cid))["State"]
-        finally:
-            for task in (*pumps, watcher, stopper):
-                task.cancel()
-            if not ended.done():  # cancelled or the daemon failed: never leave it running
-                trigger("cancelled")
-                await self._kill(cid, cgroup, ended)
-            stream.close()
-        wall_ms = int((time.monotonic() - started) * 1000)
-        usage = cgroup.usage()
-        runtime_errors = [state["Error"]] if state.get("Error") else []
-        pids_hit = usage.pids_refused > 0 or (
-            peak_procs - HOST_BASELINE_PROCS - attachment.processes >= limits.max_processes
-        )
-        status, detail = _classify(
-            limits,
-            reasons,
-            exit_code,
-            oom=usage.oom_kills > 0 or bool(state.get("OOMKilled")),
-            pids_hit=pids_hit,
-            runtime_errors=runtime_errors,
-        )
-        stdout, stdout_b64 = decode_output(out.data, truncated=out.truncated)
-        stderr, stderr_b64 = decode_output(err.data, truncated=err.truncated)
-        if status is Status.SANDBOX_ERROR:
-            log.error("sandbox.runtime_error", errors=runtime_errors, backend="docker")
-        log.debug("sandbox.finished", status=status.value, peak_procs=peak_procs, wall_ms=wall_ms)
-        return ExecutionResult(
-            status=status,
-            exit_code=None if status is Status.SANDBOX_ERROR else exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-            stdout_base64=stdout_b64,
-            stderr_base64=stderr_b64,
-            wall_ms=wall_ms,
-            cpu_ms=usage.cpu_ns // 1_000_000,
-            peak_memory_bytes=usage.peak_memory_bytes,
-            detail=detail,
-        )
-
-    async def _kill(self, cid: str, cgroup: SandboxCgroup, ended: asyncio.Task[None]) -> None:
-        """Stop the container: Docker's kill first; if it will not die (a hung runtime, a frozen
-        cgroup), thaw it and SIGKILL every host process of the sandbox from its cgroup."""
-        with contextlib.suppress(SandboxUnavailable, DockerException, TimeoutError):
-            await asyncio.wait_for(self._call(self.api.kill, cid), KILL_GRACE_S)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(ended), KILL_GRACE_S)
-            return
-        log.warning("sandbox.docker.kill_escalated", container=cid[:12])
-        _thaw(self.cgroup_root / "freezer" / cgroup.path.lstrip("/"))
-        cgroup.kill()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(ended), KILL_GRACE_S)
+    def _freezer(self, cid: str) -> Path:
+        """The container's freezer cgroup (runsc makes it; the backend makes the others)."""
+        return self.cgroup_root / "freezer" / self.cgroup_parent / cid
 
     async def _teardown(self, name: str, cgroup: SandboxCgroup | None, directory: Path) -> None:
         """Remove the container (by name: also one whose creation raced a cancellation), its
         cgroups and its input directory, whatever happened."""
         try:
             await asyncio.wait_for(
-                self._call(self.api.remove_container, name, force=True), 2 * KILL_GRACE_S + 10
+                self._calls.call(self.api.remove_container, name, force=True), 2 * KILL_GRACE_S + 10
             )
         except NotFound:
             pass
         except (SandboxUnavailable, DockerException, TimeoutError) as exc:
             self._unremoved.add(name)
-            log.error("sandbox.docker.remove_failed", container=name, error=_short(exc))
+            log.error("sandbox.docker.remove_failed", container=name, error=short(exc))
         if cgroup is not None:
-            _thaw(self.cgroup_root / "freezer" / cgroup.path.lstrip("/"))
+            thaw(self._freezer(cgroup.path.rsplit("/", 1)[-1]))
             cgroup.kill()
             if not await asyncio.to_thread(cgroup.remove):
                 log.error("sandbox.cgroup_left", cgroup=cgroup.path)
         await asyncio.to_thread(shutil.rmtree, directory, True)
-
-
-def _client(base_url: str | None, timeout: float) -> Any:
-    """An SDK client; the API version is pinned so that making one never contacts the daemon."""
-    if base_url is None:  # DOCKER_HOST and friends, as the docker CLI reads them
-        return docker.from_env(version=API_VERSION, timeout=timeout).api
-    return docker.APIClient(base_url=base_url, version=API_VERSION, timeout=timeout)
-
-
-def _thaw(freezer: Path) -> None:
-    """A frozen task cannot act on SIGKILL until thawed (cgroup v1 freezer)."""
-    with contextlib.suppress(OSError):
-        (freezer / "freezer.state").write_text("THAWED")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 300 else text[:300] + "..."
