@@ -57,6 +57,10 @@ class DockerCalls:
             raise  # callers tell a missing image or an already removed container apart
         except DAEMON_ERRORS as exc:
             self.api.close()  # drop pooled connections to the dead daemon, not leak them
+            if "no space left on device" in str(exc):
+                raise SandboxUnavailable(
+                    f"the Docker data root is full (free space there): {short(exc)}"
+                ) from exc
             raise SandboxUnavailable(f"the Docker daemon failed: {short(exc)}") from exc
 
     def close(self) -> None:
