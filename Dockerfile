@@ -2,7 +2,7 @@
 #   BASE    a Debian bookworm with python3 + venv, imported with `docker import` from a
 #           debootstrap root filesystem (images/docker/base; `.ci/docker service-image` does it)
 #   .state/wheels   the service and its dependencies as wheels (`pip wheel`), so the build
-#           needs no network
+#           needs no network (`.ci/docker` builds with --network=none)
 # It runs the docker backend against the host's dockerd (see docker-compose.yml and the README's
 # trust model): the process runs as root inside the container because it writes the host's
 # cgroups of its sandboxes and holds the Docker socket, which is root on the host in any case;

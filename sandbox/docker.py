@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 from collections import deque
@@ -112,7 +113,12 @@ class DockerBackend(SandboxBackend):
             result["runtime"] = self.runc_warning + "; set SANDGATE_DOCKER_ALLOW_RUNC=true to allow"
         result["image"] = self._image_problem("python")
         missing = [c for c in CONTROLLERS if not (self.cgroup_root / c / "tasks").exists()]
-        result["cgroups"] = f"cgroup v1 controllers missing: {missing}" if missing else None
+        if missing:
+            result["cgroups"] = f"cgroup v1 controllers missing under {self.cgroup_root}: {missing}"
+        elif not all(os.access(self.cgroup_root / c, os.W_OK) for c in CONTROLLERS):
+            result["cgroups"] = f"the cgroup tree at {self.cgroup_root} is not writable"
+        else:
+            result["cgroups"] = None
         self._retry_removals()
         return result
 
@@ -238,11 +244,17 @@ class DockerBackend(SandboxBackend):
                 cid: str = created["Id"]
                 self._ours.append(cid)
                 cgroup = SandboxCgroup(self.cgroup_parent, cid, root=self.cgroup_root)
-                cgroup.create(
-                    memory_bytes=spec.limits.memory_mb << 20,
-                    max_processes=spec.limits.max_processes,
-                    cpus=spec.limits.cpus,
-                )
+                try:
+                    cgroup.create(
+                        memory_bytes=spec.limits.memory_mb << 20,
+                        max_processes=spec.limits.max_processes,
+                        cpus=spec.limits.cpus,
+                    )
+                except OSError as exc:
+                    raise SandboxUnavailable(
+                        f"cannot make the sandbox's cgroup under {self.cgroup_root} ({exc}); "
+                        "the service needs the host's cgroup v1 tree, writable"
+                    ) from exc
                 result = await supervise(
                     self._calls, spec, cid, cgroup, attachment, self._freezer(cid)
                 )

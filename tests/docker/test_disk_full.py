@@ -48,6 +48,10 @@ def small_dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     with (base / "dockerd.log").open("wb") as log:
         daemon = subprocess.Popen(
             [
+                # Its own network namespace: a second daemon on the host's would delete the
+                # first one's docker0 bridge. Sandboxes have no network anyway.
+                "unshare",
+                "--net",
                 "dockerd",
                 f"--config-file={base / 'daemon.json'}",
                 f"--data-root={mnt / 'docker'}",
