@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,16 +18,20 @@ from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate import __version__
-from sandgate.api import execute, health, policies, screen
+from sandgate.api import audit, execute, health, policies, screen
 from sandgate.api import metrics as metrics_api
+from sandgate.audit.base import AuditError
+from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
+from sandgate.auditing import Auditor, audit_refusal
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.logs import RequestIdMiddleware, configure_logging
 from sandgate.metrics import Metrics
-from sandgate.policy.loader import PolicySetInvalid
-from sandgate.policy.registry import PolicyRegistry
+from sandgate.policy.loader import PolicySet, PolicySetInvalid
+from sandgate.policy.registry import PolicyRegistry, Rejection
+from sandgate.secretfile import persistent_secret
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
@@ -64,14 +66,9 @@ def make_backend(settings: Settings) -> SandboxBackend:
 
 def guard_options(settings: Settings) -> GuardOptions:
     """The screener's host settings; the hash secret persists in the state directory."""
-    secret = settings.hash_secret
-    if secret is None:
-        path = settings.state_dir / "hash_secret"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
-        secret = SecretStr(path.read_text().strip())
+    secret = settings.hash_secret or SecretStr(
+        persistent_secret(settings.state_dir / "hash_secret")
+    )
     llm = None
     if settings.nemo_llm_url and settings.nemo_llm_model:
         llm = NemoLLM(
@@ -93,6 +90,60 @@ def finding_producers(screener: Screener) -> dict[str, set[str]]:
     return producers
 
 
+def open_auditor(settings: Settings) -> tuple[Auditor, bytes]:
+    """The audit store the settings name (SQLite in the state directory by default)."""
+    key = (
+        settings.audit_hmac_key.get_secret_value()
+        if settings.audit_hmac_key
+        else persistent_secret(settings.state_dir / KEY_FILE)
+    ).encode()
+    if settings.audit_dsn == "off":
+        log.warning("audit.off", effect="nothing is audited; this instance never reports ready")
+        return Auditor(None), key
+    dsn = settings.audit_dsn or f"sqlite://{settings.state_dir / 'audit.db'}"
+    try:
+        return Auditor(open_store(dsn, hmac_key=key)), key
+    except AuditError as exc:
+        raise RuntimeError(f"cannot open the audit store {redacted_dsn(dsn)}: {exc}") from None
+
+
+def load_policies(
+    settings: Settings, screener: Screener, metrics: Metrics, auditor: Auditor
+) -> PolicyRegistry:
+    """The policy registry; every load and rejected reload is counted and audited."""
+
+    def on_change(loaded: PolicySet | None, rejected: Rejection | None) -> None:
+        metrics.policy_reloads.labels("ok" if loaded else "rejected").inc()
+        if loaded is not None:
+            details = {"policies": {n: p.hash for n, p in loaded.policies.items()}}
+            event = Auditor.event(
+                "policy.load", key=None, request_id=None, client=None, verdict="ok", details=details
+            )
+        else:
+            issues = [str(i) for i in (rejected.issues if rejected else [])][:20]
+            event = Auditor.event(
+                "policy.rejected",
+                key=None,
+                request_id=None,
+                client=None,
+                verdict="rejected",
+                details={"issues": issues},
+            )
+        auditor.record_background(event)
+
+    try:
+        return PolicyRegistry(
+            settings.policy_dir, producers=finding_producers(screener), listener=on_change
+        )
+    except PolicySetInvalid as exc:
+        for issue in exc.issues:
+            log.error("policy.invalid", issue=str(issue))
+        raise RuntimeError(
+            f"the policies in {settings.policy_dir} are invalid; "
+            f"run `sandgate policy check {settings.policy_dir}`"
+        ) from None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve app; parts start in the lifespan, not at import."""
     settings = settings or Settings()
@@ -107,21 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         screener = Screener(guard_options(settings))
         await asyncio.to_thread(screener.warm_up)
         metrics = Metrics()
-        try:
-            registry = PolicyRegistry(
-                settings.policy_dir,
-                producers=finding_producers(screener),
-                listener=lambda loaded, _rejected: metrics.policy_reloads.labels(
-                    "ok" if loaded else "rejected"
-                ).inc(),
-            )
-        except PolicySetInvalid as exc:
-            for issue in exc.issues:
-                log.error("policy.invalid", issue=str(issue))
-            raise RuntimeError(
-                f"the policies in {settings.policy_dir} are invalid; "
-                f"run `sandgate policy check {settings.policy_dir}`"
-            ) from None
+        auditor, hmac_key = open_auditor(settings)
+        registry = load_policies(settings, screener, metrics, auditor)
         backend = make_backend(settings)
         backend.reap()
         slots = SandboxSlots(
@@ -135,6 +173,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             policies=registry,
             metrics=metrics,
             screener=screener,
+            auditor=auditor,
+            audit_hmac_key=hmac_key,
         )
         stop_watching = asyncio.Event()
         watcher = asyncio.create_task(registry.watch(stop_watching))
@@ -153,6 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop_watching.set()
             await watcher
             keys.close()
+            if auditor.enabled:
+                auditor.store.close()
             log.info("service.stopped")
 
     docs = settings.public_docs
@@ -165,12 +207,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    install_handlers(app)
+    install_handlers(app, on_refusal=audit_refusal)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(screen.router)
     app.include_router(policies.router)
+    app.include_router(audit.router)
     app.include_router(metrics_api.router)
     return app

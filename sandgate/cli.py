@@ -11,7 +11,11 @@ import docker
 from docker.errors import DockerException
 
 from sandbox.image import ImageError, ImageStore
-from sandgate.keys import KeyStore, Scope
+from sandgate.audit.base import AuditError
+from sandgate.audit.cli import audit
+from sandgate.audit.dsn import default_dsn, open_store
+from sandgate.auditing import Auditor
+from sandgate.keys import ApiKey, KeyStore, Scope
 from sandgate.policy.cli import policy
 from sandgate.settings import Settings
 
@@ -25,6 +29,7 @@ def main() -> None:
 
 
 main.add_command(policy)
+main.add_command(audit)
 
 
 @main.command()
@@ -56,6 +61,23 @@ def _key_store() -> KeyStore:
     return KeyStore(Settings().state_dir / "keys.db")
 
 
+def _audit_key_change(action: str, key: ApiKey) -> None:
+    """Record a key's creation or revocation (its id, name, tenant, scopes; never the key)."""
+    settings = Settings()
+    if settings.audit_dsn == "off":
+        return
+    event = Auditor.event(
+        action,
+        key=key,
+        request_id=None,
+        client="cli",
+        verdict="ok",
+        details={"scopes": [s.value for s in key.scopes]},
+    )
+    with open_store(settings.audit_dsn or default_dsn()) as store:
+        store.append(event)
+
+
 @keys.command("create")
 @click.option("--name", required=True, help="A name for the key (shown in audit records).")
 @click.option("--tenant", default="default", show_default=True, help="Tenant the key acts for.")
@@ -71,6 +93,13 @@ def keys_create(name: str, tenant: str, scopes: tuple[str, ...]) -> None:
     store = _key_store()
     chosen = tuple(Scope(s) for s in scopes) or (Scope.EXECUTE, Scope.SCREEN)
     secret, record = store.create(name, tenant=tenant, scopes=chosen)
+    try:
+        _audit_key_change("key.create", record)
+    except AuditError as exc:
+        store.revoke(record.id)  # an unaudited key must not stay usable
+        raise click.ClickException(
+            f"the audit log cannot be written ({exc}); key revoked"
+        ) from None
     click.echo(secret)
     click.echo(
         f"key {record.id} ({record.name}, tenant {record.tenant}, scopes "
@@ -93,6 +122,7 @@ def keys_revoke(key_id: str) -> None:
     record = _key_store().revoke(key_id)
     if record is None:
         raise click.ClickException(f"no live key with id {key_id}")
+    _audit_key_change("key.revoke", record)
     click.echo(f"revoked {record.id} ({record.name})")
 
 

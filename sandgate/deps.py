@@ -13,7 +13,7 @@ from sandgate.errors import Forbidden, Unauthorized
 from sandgate.keys import ApiKey, Scope
 from sandgate.services import Services
 
-__all__ = ["CurrentKey", "ServicesDep", "require"]
+__all__ = ["CurrentKey", "ServicesDep", "client_address", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sg_...`")
 
@@ -27,6 +27,7 @@ ServicesDep = Annotated[Services, Depends(_services)]
 
 
 async def _current_key(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
@@ -36,10 +37,16 @@ async def _current_key(
     if key is None:
         raise Unauthorized("invalid or revoked API key")
     structlog.contextvars.bind_contextvars(key_id=key.id, tenant=key.tenant)
+    request.state.key = key  # for the audit record of a refusal further on
     return key
 
 
 CurrentKey = Annotated[ApiKey, Depends(_current_key)]
+
+
+def client_address(request: Request) -> str | None:
+    """The peer's address as the server saw it."""
+    return request.client.host if request.client else None
 
 
 def require(scope: Scope) -> Callable[[ApiKey], Coroutine[Any, Any, ApiKey]]:

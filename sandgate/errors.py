@@ -19,6 +19,7 @@ Anything unexpected is logged with its traceback and answered with a bare 500.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -84,7 +85,7 @@ class Forbidden(SandgateError):
     type = "forbidden"
 
 
-class PolicyRefused(SandgateError):
+class PolicyRefused(Forbidden):
     """The request asked for a policy it may not use."""
 
     status_code = 403
@@ -142,11 +143,20 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Register the error table on `app`."""
+RefusalHook = Callable[[Request, SandgateError], Awaitable[None]]
+
+
+def install_handlers(app: FastAPI, on_refusal: RefusalHook | None = None) -> None:
+    """Register the error table on `app`. `on_refusal` sees every 401, 403 and 429 before it
+    is answered (the audit log); if it raises a SandgateError, that is answered instead."""
 
     @app.exception_handler(SandgateError)
     async def _sandgate(request: Request, exc: SandgateError) -> JSONResponse:
+        if on_refusal is not None and isinstance(exc, Unauthorized | Forbidden | Busy):
+            try:
+                await on_refusal(request, exc)
+            except SandgateError as failure:
+                exc = failure
         if exc.status_code >= 500:
             log.warning("request.failed", error=exc.type, message=exc.message)
         return JSONResponse(

@@ -16,6 +16,7 @@ from sandbox.base import (
     SandboxUnavailable,
     Status,
 )
+from sandgate.auditing import excerpts
 from sandgate.errors import Busy, InvalidInput, PayloadTooLarge, PolicyRefused, Unavailable
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteRequest, ExecuteResponse, PolicyRef
@@ -95,8 +96,9 @@ class Executor:
 
     async def execute(
         self, request: ExecuteRequest, resolved: ResolvedPolicy, *, tenant: str, request_id: str
-    ) -> ExecuteResponse:
-        """Screen the code, run it, screen its output; a `block` on the code runs nothing."""
+    ) -> tuple[ExecuteResponse, dict[str, str]]:
+        """Screen the code, run it, screen its output; a `block` on the code runs nothing.
+        Returns the answer and the excerpts its audit record keeps (per `audit.content`)."""
         limits = self.limits_for(request, resolved)
         execution_id = uuid.uuid4().hex
         config = resolved.policy.screening
@@ -106,10 +108,11 @@ class Executor:
         )
         self.metrics.screenings.labels("code", code_stage.verdict.value).inc()
         policy = PolicyRef(name=resolved.name, hash=resolved.hash)
+        keep = resolved.policy.audit.content
         if code_stage.verdict is Action.BLOCK:
             log.info("execute.blocked", execution_id=execution_id, findings=code_stage.summary())
             self.metrics.executions.labels(Status.BLOCKED.value).inc()
-            return ExecuteResponse(
+            blocked = ExecuteResponse(
                 execution_id=execution_id,
                 request_id=request_id,
                 status=Status.BLOCKED,
@@ -125,6 +128,7 @@ class Executor:
                 policy=policy,
                 screening={"code": code_stage},
             )
+            return blocked, excerpts(code_texts, code_results, keep)
         # `redact` on code runs the code with its findings replaced (e.g. a pasted key).
         texts = {name: r.text for name, r in code_results.items()}
         spec = ExecutionSpec(
@@ -153,13 +157,16 @@ class Executor:
             shown |= {"stdout": "", "stderr": "", "output_withheld": True}
         else:
             shown |= {name: r.text for name, r in out_results.items()}
-        return ExecuteResponse(
+        response = ExecuteResponse(
             execution_id=execution_id,
             request_id=request_id,
             policy=policy,
             screening={"code": code_stage, "output": out_stage},
             **shown,
         )
+        outputs = {"stdout": result.stdout, "stderr": result.stderr}
+        kept = excerpts(code_texts, code_results, keep) | excerpts(outputs, out_results, keep)
+        return response, kept
 
     async def _run(self, spec: ExecutionSpec, resolved: ResolvedPolicy) -> ExecutionResult:
         try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from guards import Screener
 from sandbox.base import SandboxBackend
+from sandgate.auditing import Auditor
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.metrics import Metrics
@@ -26,3 +27,5 @@ class Services:
     policies: PolicyRegistry
     metrics: Metrics
     screener: Screener
+    auditor: Auditor
+    audit_hmac_key: bytes

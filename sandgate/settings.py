@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     nemo_llm_key_env: str | None = Field(
         None, description="Environment variable holding that endpoint's key."
     )
+    audit_dsn: str | None = Field(
+        None,
+        description="The audit store: `postgresql://...` for several hosts; default SQLite "
+        "(WAL) at <state_dir>/audit.db. `off` disables auditing: benchmarks only, never ready.",
+    )
+    audit_hmac_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Signs audit checkpoints. Unset: a key kept in <state_dir>/audit_hmac_key.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
 

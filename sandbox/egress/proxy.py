@@ -93,11 +93,16 @@ class EgressProxy:
             raise RuntimeError("an EgressProxy starts once")
         path = Path(socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A socket path is limited to 107 bytes; bind through a descriptor of its directory
+        # (/proc/self/fd/N/name) so a deep state directory still works.
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            listener.bind(str(path))
+            listener.bind(f"/proc/self/fd/{directory}/{path.name}")
         except BaseException:
             listener.close()
             raise
+        finally:
+            os.close(directory)
         self._socket_path = path
         try:
             os.chmod(path, mode)

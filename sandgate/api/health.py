@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
+from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
 
 __all__ = ["router"]
@@ -21,6 +24,17 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _audit_check(services: Services) -> dict[str, Any]:
+    auditor = services.auditor
+    if not auditor.enabled:
+        return {"ok": False, "detail": "auditing is off (SANDGATE_AUDIT_DSN=off)"}
+    try:
+        head = await anyio.to_thread.run_sync(auditor.store.head)
+    except AuditError as exc:
+        return {"ok": False, "detail": f"audit store unavailable: {type(exc).__name__}"}
+    return {"ok": True, "records": head.seq}
+
+
 @router.get("/ready", summary="Readiness: every part a request needs is in place.")
 async def ready(services: ServicesDep) -> JSONResponse:
     """Each check by name with `ok` and, when failing, what is wrong; 503 if any fails."""
@@ -28,6 +42,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         name: {"ok": problem is None, **({"detail": problem} if problem else {})}
         for name, problem in services.backend.checks().items()
     }
+    checks["audit"] = await _audit_check(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
     screener = services.screener

@@ -12,7 +12,8 @@ Environment:
 
     SANDGATE_AUDIT_DSN        the store; default sqlite under SANDGATE_STATE_DIR/audit.db
     SANDGATE_STATE_DIR        the service's state directory (default `.state`)
-    SANDGATE_AUDIT_HMAC_KEY   the checkpoint key (16+ bytes); never stored in the database
+    SANDGATE_AUDIT_HMAC_KEY   the checkpoint key (16+ bytes); never stored in the database.
+                              Unset: the key the service keeps in SANDGATE_STATE_DIR/audit_hmac_key
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sandgate.audit.sqlite import SQLiteAuditStore
 __all__ = [
     "DSN_ENV",
     "HMAC_KEY_ENV",
+    "KEY_FILE",
     "default_dsn",
     "hmac_key_from_env",
     "open_store",
@@ -40,6 +42,7 @@ __all__ = [
 
 DSN_ENV = "SANDGATE_AUDIT_DSN"
 HMAC_KEY_ENV = "SANDGATE_AUDIT_HMAC_KEY"
+KEY_FILE = "audit_hmac_key"
 _STATE_ENV = "SANDGATE_STATE_DIR"
 
 
@@ -53,10 +56,14 @@ def default_dsn(environ: Mapping[str, str] | None = None) -> str:
 
 
 def hmac_key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
-    """The checkpoint HMAC key from SANDGATE_AUDIT_HMAC_KEY (UTF-8 bytes), or None if unset."""
+    """The checkpoint HMAC key: SANDGATE_AUDIT_HMAC_KEY (UTF-8 bytes), else the key the service
+    made for itself in the state directory (`audit_hmac_key`), else None."""
     env = os.environ if environ is None else environ
     value = env.get(HMAC_KEY_ENV)
-    return value.encode() if value else None
+    if value:
+        return value.encode()
+    made = Path(env.get(_STATE_ENV) or ".state").expanduser().resolve() / KEY_FILE
+    return made.read_text().strip().encode() if made.is_file() else None
 
 
 def _is_postgres(dsn: str) -> bool:

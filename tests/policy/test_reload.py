@@ -81,6 +81,7 @@ def test_when_key_has_a_tenant_then_its_bound_policy_applies(live: LiveServer) -
         capture_output=True, text=True, check=True,
     )
     body = execute(live, {"code": ALLOC_100MB}, key=made.stdout.strip()).json()
+    assert "policy" in body, body
     assert body["policy"]["name"] == "data-analysis"
     # The finance key may ask for the stricter default, but not the other way round.
     assert execute(live, {"code": "print(1)", "policy": "default"},
