@@ -259,15 +259,43 @@ def checkpoint_command(dsn: str, key_file: Path | None) -> None:
     click.echo(canonical({"checkpoint": cp.model_dump()}))
 
 
+def _longest_retention(directory: Path) -> int:
+    from sandgate.policy.loader import PolicySetInvalid, load_policy_set
+
+    try:
+        loaded = load_policy_set(directory)
+    except PolicySetInvalid as exc:
+        raise click.ClickException(f"the policies do not load: {exc}") from None
+    return max(p.policy.audit.retention_days for p in loaded.policies.values())
+
+
 @audit.command()
 @db_option
 @key_option
 @click.option("--before", type=ISO_TIME, help="Delete records older than this time.")
 @click.option("--days", type=click.IntRange(min=1), help="Delete records older than N days.")
-def prune(dsn: str, key_file: Path | None, before: datetime | None, days: int | None) -> None:
-    """Delete old records after a signed checkpoint, so the rest still verifies."""
-    if (before is None) == (days is None):
-        raise click.UsageError("give exactly one of --before or --days")
+@click.option(
+    "--policies",
+    "policy_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Delete records older than the longest `audit.retention_days` of these policies.",
+)
+def prune(
+    dsn: str,
+    key_file: Path | None,
+    before: datetime | None,
+    days: int | None,
+    policy_dir: Path | None,
+) -> None:
+    """Delete old records after a signed checkpoint, so the rest still verifies.
+
+    With --policies, the cut keeps every record for as long as the longest retention any policy
+    asks for (the chain is cut at one point in time, so no policy loses records early)."""
+    if sum(x is not None for x in (before, days, policy_dir)) != 1:
+        raise click.UsageError("give exactly one of --before, --days or --policies")
+    if policy_dir is not None:
+        days = _longest_retention(policy_dir)
+        click.echo(f"retention: {days} days (the longest of the policies in {policy_dir})")
     now = datetime.now(UTC)
     cutoff = before if before is not None else now - timedelta(days=days or 0)
     if cutoff > now:

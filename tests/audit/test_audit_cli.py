@@ -156,9 +156,10 @@ def test_when_checkpointing_then_the_line_printed_is_a_witness_for_verify(
     assert caught.exit_code == 1 and "record seq 5" in caught.stdout
 
 
-def test_when_no_key_is_set_then_checkpoint_and_prune_refuse(dsn: str) -> None:
+def test_when_no_key_is_set_then_checkpoint_and_prune_refuse(dsn: str, tmp_path: Path) -> None:
+    # A state directory without the service's own key file either.
     for args in (["checkpoint"], ["prune", "--days", "30"]):
-        result = _run(*args, "--db", dsn, env={})
+        result = _run(*args, "--db", dsn, env={"SANDGATE_STATE_DIR": str(tmp_path)})
         assert result.exit_code == 2 and "SANDGATE_AUDIT_HMAC_KEY" in result.stderr
 
 
@@ -176,10 +177,23 @@ def test_when_pruning_then_old_records_go_and_verify_still_passes(
     assert "all 3 records hold" in _run("verify", "--db", dsn).stdout
 
 
+def test_when_pruning_by_policy_then_the_longest_retention_applies(
+    store: AuditStore, dsn: str, tmp_path: Path
+) -> None:
+    (tmp_path / "default.yaml").write_text("audit: {retention_days: 30}\n")
+    (tmp_path / "long.yaml").write_text("audit: {retention_days: 400}\n")
+    store.append_many([event(n) for n in range(3)])
+    result = _run("prune", "--db", dsn, "--policies", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "retention: 400 days" in result.stdout and "nothing older" in result.stdout
+    assert store.count() == 3
+
+
 @pytest.mark.parametrize(
     "args",
     [
         [],
+        ["--days", "3", "--policies", "policies"],
         ["--days", "3", "--before", "2024-01-01"],
         ["--days", "0"],
         ["--before", (datetime.now(UTC) + timedelta(days=1)).isoformat()],

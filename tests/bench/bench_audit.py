@@ -120,6 +120,38 @@ def run() -> None:
                     print(f"{name:34} verify: {count / verify_s:7.0f} records/s ({count} records)")
     finally:
         server.destroy()
+    _service_overhead()
+
+
+def _service_overhead(rounds: int = 40) -> None:
+    """The latency auditing adds to /execute and /screen: one service with the default SQLite
+    store, one with auditing off, called alternately in the same run."""
+    from tests.bench.bench_execute import _state_dir
+    from tests.conftest import ADMIN_KEY
+    from tests.helpers import start_server
+
+    base = {"SANDGATE_API_KEY": ADMIN_KEY, "SANDGATE_LOG_LEVEL": "warning"}
+    calls = {
+        "/execute": {"code": "print(1)"},
+        "/screen": {"text": "Please summarise the attached quarterly report.", "stage": "input"},
+    }
+    with (
+        start_server(_state_dir(), base) as audited,
+        start_server(_state_dir(), {**base, "SANDGATE_AUDIT_DSN": "off"}) as unaudited,
+    ):
+        for path, body in calls.items():
+            samples: dict[str, list[float]] = {"on": [], "off": []}
+            for _ in range(rounds + 1):
+                for label, live in (("on", audited), ("off", unaudited)):
+                    with live.client() as client:
+                        started = time.perf_counter()
+                        client.post(path, json=body).raise_for_status()
+                        samples[label].append(time.perf_counter() - started)
+            (on50, on95), (off50, off95) = (summary(samples[k][1:]) for k in ("on", "off"))
+            print(
+                f"{path:9} audited p50 {on50:7.1f} ms p95 {on95:7.1f} | audit off p50 "
+                f"{off50:7.1f} ms p95 {off95:7.1f} | added p50 {on50 - off50:+.1f} ms"
+            )
 
 
 if __name__ == "__main__":
