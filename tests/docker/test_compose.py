@@ -90,6 +90,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert time.monotonic() < deadline, live.run("logs", "--tail", "20")[-4000:]
             time.sleep(1)
         yield live
+        (cid,) = live.run("ps", "-q", "sandgate").split()
+        inspect = ["docker", "inspect", "--format", "{{.RestartCount}}", cid]
+        restarts = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout
+        assert restarts.strip() == "0", live.run("logs", "--tail", "30")[-4000:]
     finally:
         subprocess.run([*compose, "down", "--timeout", "60"], env=env, capture_output=True)
     sandboxes = DockerBackend(state_dir=state, images=ImageStore(REPO_ROOT / "images", state))
