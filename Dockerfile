@@ -6,7 +6,7 @@
 # It runs the docker backend against the host's dockerd (see docker-compose.yml and the README's
 # trust model): the process runs as root inside the container because it writes the host's
 # cgroups of its sandboxes and holds the Docker socket, which is root on the host in any case;
-# the compose file drops every capability and makes the root file system read-only.
+# the compose file drops every capability but DAC_OVERRIDE and makes the root read-only.
 ARG BASE=sandgate/base:latest
 FROM ${BASE}
 
