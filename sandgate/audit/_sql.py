@@ -7,7 +7,7 @@ import heapq
 import json
 import time as monotonic_clock
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +40,8 @@ from sandgate.audit.verifier import ChainVerifier, merge
 __all__ = [
     "COLUMNS",
     "CP_COLUMNS",
+    "SELECT_CHECKPOINTS",
+    "SELECT_RECORDS",
     "Sealed",
     "SqlAuditStore",
     "checkpoint_row",
@@ -54,6 +56,8 @@ log = structlog.get_logger(__name__)
 
 COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "hash")
 CP_COLUMNS = ("seq", "hash", "time", "reason", "mac")
+SELECT_RECORDS = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
+SELECT_CHECKPOINTS = f"SELECT {', '.join(CP_COLUMNS)} FROM audit_checkpoints"
 MAX_PAGE = 1000
 
 
@@ -225,6 +229,63 @@ class SqlAuditStore(AuditStore):
         # The service's logs go elsewhere than the database: a second witness of the head.
         self._last_checkpoint = monotonic_clock.monotonic()
         log.info("audit.checkpoint", **cp.model_dump())
+
+    # -- reads: the same SQL on both backends but for the parameter placeholder ------------
+
+    placeholder = "?"
+
+    @abc.abstractmethod
+    def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
+        """Rows of `sql`, fetched in batches on a connection of their own."""
+
+    @abc.abstractmethod
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """All rows of a short query."""
+
+    def iter_records(
+        self, where: RecordFilter | None = None, *, batch_size: int = 500
+    ) -> Generator[AuditRecord]:
+        """Stream matching records oldest first, in constant memory."""
+        clause, params = where_sql(where, self.placeholder)
+        for row in self._stream(f"{SELECT_RECORDS}{clause} ORDER BY seq", params, batch_size):
+            yield row_record(row)
+
+    def iter_checkpoints(
+        self, *, min_seq: int | None = None, max_seq: int | None = None
+    ) -> Generator[Checkpoint]:
+        """Stream checkpoints by seq (then reason), oldest first."""
+        lo, hi = min_seq if min_seq is not None else 0, max_seq if max_seq is not None else 2**62
+        ph = self.placeholder
+        sql = f"{SELECT_CHECKPOINTS} WHERE seq >= {ph} AND seq <= {ph} ORDER BY seq, reason"
+        for row in self._stream(sql, (lo, hi), 500):
+            yield row_checkpoint(row)
+
+    def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
+        """The newest checkpoint signing a seq at or before `at_or_before`."""
+        sql = (
+            f"{SELECT_CHECKPOINTS} WHERE seq <= {self.placeholder} "
+            "ORDER BY seq DESC, reason DESC LIMIT 1"
+        )
+        rows = self._query(sql, (at_or_before,))
+        return row_checkpoint(rows[0]) if rows else None
+
+    def page(
+        self, where: RecordFilter | None = None, *, limit: int = 50, before_seq: int | None = None
+    ) -> list[AuditRecord]:
+        """Up to `limit` matching records, newest first, with seq < `before_seq`."""
+        self._check_limit(limit)
+        ph = self.placeholder
+        clause, params = where_sql(where, ph)
+        if before_seq is not None:
+            clause += (" AND" if clause else " WHERE") + f" seq < {ph}"
+            params.append(before_seq)
+        sql = f"{SELECT_RECORDS}{clause} ORDER BY seq DESC LIMIT {ph}"
+        return [row_record(row) for row in self._query(sql, [*params, limit])]
+
+    def count(self, where: RecordFilter | None = None) -> int:
+        """How many records match."""
+        clause, params = where_sql(where, self.placeholder)
+        return int(self._query(f"SELECT count(*) FROM audit_records{clause}", params)[0][0])
 
     @staticmethod
     def _check_limit(limit: int) -> None:

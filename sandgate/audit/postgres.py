@@ -20,7 +20,7 @@ Other calls borrow a pooled connection; one the server has closed is never lent 
 from __future__ import annotations
 
 import select
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -32,12 +32,11 @@ from sandgate.audit._schema import POSTGRES_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
     CP_COLUMNS,
+    SELECT_CHECKPOINTS,
     SqlAuditStore,
     checkpoint_row,
     now_after,
     row_checkpoint,
-    row_record,
-    where_sql,
 )
 from sandgate.audit.base import (
     AuditError,
@@ -48,7 +47,6 @@ from sandgate.audit.base import (
     CheckpointReason,
     Head,
     PruneResult,
-    RecordFilter,
 )
 from sandgate.audit.chain import format_time, sign_checkpoint
 
@@ -59,14 +57,14 @@ _INSERT = (
     f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
 _INSERT_CP = f"INSERT INTO audit_checkpoints ({', '.join(CP_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)"
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
-_SELECT_CP = f"SELECT {', '.join(CP_COLUMNS)} FROM audit_checkpoints"
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresAuditStore(SqlAuditStore):
     """The audit log in PostgreSQL tables (in the DSN's database and search_path)."""
+
+    placeholder = "%s"
 
     def __init__(
         self,
@@ -164,49 +162,9 @@ class PostgresAuditStore(SqlAuditStore):
         except psycopg.Error as exc:
             raise AuditUnavailable(f"audit database: {type(exc).__name__}: {exc}") from exc
 
-    def iter_records(
-        self, where: RecordFilter | None = None, *, batch_size: int = 500
-    ) -> Generator[AuditRecord]:
-        """Stream matching records oldest first, in constant memory."""
-        clause, params = where_sql(where, "%s")
-        for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, batch_size):
-            yield row_record(row)
-
-    def iter_checkpoints(
-        self, *, min_seq: int | None = None, max_seq: int | None = None
-    ) -> Generator[Checkpoint]:
-        """Stream checkpoints by seq (then reason), oldest first."""
-        lo, hi = min_seq if min_seq is not None else 0, max_seq if max_seq is not None else 2**62
-        sql = f"{_SELECT_CP} WHERE seq >= %s AND seq <= %s ORDER BY seq, reason"
-        for row in self._stream(sql, (lo, hi), 500):
-            yield row_checkpoint(row)
-
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._errors(), self._pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
-
-    def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
-        """The newest checkpoint signing a seq at or before `at_or_before`."""
-        sql = f"{_SELECT_CP} WHERE seq <= %s ORDER BY seq DESC, reason DESC LIMIT 1"
-        rows = self._query(sql, (at_or_before,))
-        return row_checkpoint(rows[0]) if rows else None
-
-    def page(
-        self, where: RecordFilter | None = None, *, limit: int = 50, before_seq: int | None = None
-    ) -> list[AuditRecord]:
-        """Up to `limit` matching records, newest first, with seq < `before_seq`."""
-        self._check_limit(limit)
-        clause, params = where_sql(where, "%s")
-        if before_seq is not None:
-            clause += (" AND" if clause else " WHERE") + " seq < %s"
-            params.append(before_seq)
-        rows = self._query(f"{_SELECT}{clause} ORDER BY seq DESC LIMIT %s", [*params, limit])
-        return [row_record(row) for row in rows]
-
-    def count(self, where: RecordFilter | None = None) -> int:
-        """How many records match."""
-        clause, params = where_sql(where, "%s")
-        return int(self._query(f"SELECT count(*) FROM audit_records{clause}", params)[0][0])
 
     def head(self) -> Head:
         """The last seq and hash handed out."""
@@ -221,7 +179,7 @@ class PostgresAuditStore(SqlAuditStore):
             if head.seq == 0:
                 raise AuditError("the audit log is empty: there is nothing to checkpoint")
             row = conn.execute(
-                f"{_SELECT_CP} WHERE seq = %s AND reason = %s", (head.seq, reason)
+                f"{SELECT_CHECKPOINTS} WHERE seq = %s AND reason = %s", (head.seq, reason)
             ).fetchone()
             if row is not None:
                 return row_checkpoint(row)

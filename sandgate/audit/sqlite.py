@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -31,12 +31,11 @@ from sandgate.audit._schema import SCHEMA_VERSION, SQLITE_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
     CP_COLUMNS,
+    SELECT_CHECKPOINTS,
     SqlAuditStore,
     checkpoint_row,
     now_after,
     row_checkpoint,
-    row_record,
-    where_sql,
 )
 from sandgate.audit.base import (
     AuditError,
@@ -47,7 +46,6 @@ from sandgate.audit.base import (
     CheckpointReason,
     Head,
     PruneResult,
-    RecordFilter,
 )
 from sandgate.audit.chain import format_time, sign_checkpoint
 
@@ -57,8 +55,6 @@ _INSERT = (
     f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 _INSERT_CP = f"INSERT INTO audit_checkpoints ({', '.join(CP_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
-_SELECT_CP = f"SELECT {', '.join(CP_COLUMNS)} FROM audit_checkpoints"
 
 
 class SQLiteAuditStore(SqlAuditStore):
@@ -168,49 +164,9 @@ class SQLiteAuditStore(SqlAuditStore):
         finally:
             conn.close()
 
-    def iter_records(
-        self, where: RecordFilter | None = None, *, batch_size: int = 500
-    ) -> Generator[AuditRecord]:
-        """Stream matching records oldest first, in constant memory."""
-        clause, params = where_sql(where, "?")
-        for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, batch_size):
-            yield row_record(row)
-
-    def iter_checkpoints(
-        self, *, min_seq: int | None = None, max_seq: int | None = None
-    ) -> Generator[Checkpoint]:
-        """Stream checkpoints by seq (then reason), oldest first."""
-        lo, hi = min_seq if min_seq is not None else 0, max_seq if max_seq is not None else 2**62
-        sql = f"{_SELECT_CP} WHERE seq >= ? AND seq <= ? ORDER BY seq, reason"
-        for row in self._stream(sql, (lo, hi), 500):
-            yield row_checkpoint(row)
-
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._errors(), self._pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
-
-    def last_checkpoint(self, at_or_before: int) -> Checkpoint | None:
-        """The newest checkpoint signing a seq at or before `at_or_before`."""
-        sql = f"{_SELECT_CP} WHERE seq <= ? ORDER BY seq DESC, reason DESC LIMIT 1"
-        rows = self._query(sql, (at_or_before,))
-        return row_checkpoint(rows[0]) if rows else None
-
-    def page(
-        self, where: RecordFilter | None = None, *, limit: int = 50, before_seq: int | None = None
-    ) -> list[AuditRecord]:
-        """Up to `limit` matching records, newest first, with seq < `before_seq`."""
-        self._check_limit(limit)
-        clause, params = where_sql(where, "?")
-        if before_seq is not None:
-            clause += (" AND" if clause else " WHERE") + " seq < ?"
-            params.append(before_seq)
-        rows = self._query(f"{_SELECT}{clause} ORDER BY seq DESC LIMIT ?", [*params, limit])
-        return [row_record(row) for row in rows]
-
-    def count(self, where: RecordFilter | None = None) -> int:
-        """How many records match."""
-        clause, params = where_sql(where, "?")
-        return int(self._query(f"SELECT count(*) FROM audit_records{clause}", params)[0][0])
 
     def head(self) -> Head:
         """The last seq and hash handed out."""
@@ -224,7 +180,7 @@ class SQLiteAuditStore(SqlAuditStore):
             if head.seq == 0:
                 raise AuditError("the audit log is empty: there is nothing to checkpoint")
             rows = conn.execute(
-                f"{_SELECT_CP} WHERE seq = ? AND reason = ?", (head.seq, reason)
+                f"{SELECT_CHECKPOINTS} WHERE seq = ? AND reason = ?", (head.seq, reason)
             ).fetchall()
             if rows:
                 return row_checkpoint(rows[0])
