@@ -26,15 +26,24 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 Reader = Annotated[ApiKey, Depends(require(Scope.AUDIT_READ))]
 
 
-def _where(
-    key: ApiKey,
-    since: datetime | None,
-    until: datetime | None,
-    key_id: str | None,
-    tenant: str | None,
-    action: str | None,
-    verdict: str | None,
+Since = Annotated[datetime | None, Query(description="Records at or after (ISO-8601; UTC).")]
+Until = Annotated[datetime | None, Query(description="Records strictly before.")]
+KeyId = Annotated[str | None, Query(alias="key", description="A key id.")]
+Tenant = Annotated[str | None, Query(description="A tenant (non-admin keys: their own).")]
+ActionQ = Annotated[str | None, Query(description="e.g. execute, screen, auth.denied.")]
+Verdict = Annotated[str | None, Query(description="e.g. allow, redact, block, deny.")]
+
+
+async def record_filter(
+    key: Reader,
+    since: Since = None,
+    until: Until = None,
+    key_id: KeyId = None,
+    tenant: Tenant = None,
+    action: ActionQ = None,
+    verdict: Verdict = None,
 ) -> RecordFilter:
+    """The records a request asks for, narrowed to the key's own tenant unless it is admin."""
     if not key.allows(Scope.ADMIN):
         if tenant not in (None, key.tenant):
             raise Forbidden(f"this key may read only tenant {key.tenant!r}")
@@ -44,29 +53,17 @@ def _where(
     )
 
 
-Since = Annotated[datetime | None, Query(description="Records at or after (ISO-8601; UTC).")]
-Until = Annotated[datetime | None, Query(description="Records strictly before.")]
-KeyId = Annotated[str | None, Query(alias="key", description="A key id.")]
-Tenant = Annotated[str | None, Query(description="A tenant (non-admin keys: their own).")]
-ActionQ = Annotated[str | None, Query(description="e.g. execute, screen, auth.denied.")]
-Verdict = Annotated[str | None, Query(description="e.g. allow, redact, block, deny.")]
+Where = Annotated[RecordFilter, Depends(record_filter)]
 
 
 @router.get("/records", summary="Records newest first, a page at a time.")
 async def records(
     services: ServicesDep,
-    key: Reader,
-    since: Since = None,
-    until: Until = None,
-    key_id: KeyId = None,
-    tenant: Tenant = None,
-    action: ActionQ = None,
-    verdict: Verdict = None,
+    where: Where,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before_seq: Annotated[int | None, Query(ge=1, description="Page before this seq.")] = None,
 ) -> dict[str, Any]:
     """One page; pass the last record's `seq` as `before_seq` for the next."""
-    where = _where(key, since, until, key_id, tenant, action, verdict)
     try:
         page = await anyio.to_thread.run_sync(
             lambda: services.auditor.store.page(where, limit=limit, before_seq=before_seq)
@@ -82,17 +79,10 @@ async def records(
 @router.get("/export", summary="Stream matching records as JSONL, CSV or OCSF, with chain fields.")
 async def export(
     services: ServicesDep,
-    key: Reader,
-    since: Since = None,
-    until: Until = None,
-    key_id: KeyId = None,
-    tenant: Tenant = None,
-    action: ActionQ = None,
-    verdict: Verdict = None,
+    where: Where,
     format: Annotated[Format, Query(description="jsonl, csv or ocsf.")] = "jsonl",  # noqa: A002
 ) -> StreamingResponse:
     """Streams in constant memory whatever the log's size (a database cursor, read in batches)."""
-    where = _where(key, since, until, key_id, tenant, action, verdict)
     return StreamingResponse(
         export_lines(services.auditor.store, format, where),
         media_type=MEDIA_TYPES[format],
