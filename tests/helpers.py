@@ -52,6 +52,29 @@ class LiveServer:
         """Everything the service logged so far."""
         return self.log_path.read_text(errors="replace")
 
+    def new_key(self, name: str, tenant: str = "default", scopes: tuple[str, ...] = ()) -> str:
+        """A new key made the way an operator makes one: `sandgate keys create`."""
+        flags = [arg for scope in scopes for arg in ("--scope", scope)]
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sandgate",
+                "keys",
+                "create",
+                "--name",
+                name,
+                "--tenant",
+                tenant,
+                *flags,
+            ],
+            env={"SANDGATE_STATE_DIR": str(self.state_dir), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return made.stdout.strip()
+
 
 @contextlib.contextmanager
 def start_server(state_dir: Path, env: dict[str, str]) -> Iterator[LiveServer]:

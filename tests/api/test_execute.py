@@ -171,18 +171,8 @@ def test_when_health_and_ready_asked_then_no_key_needed(server: LiveServer) -> N
 
 
 def test_when_key_created_by_cli_then_it_works_and_is_stored_hashed(server: LiveServer) -> None:
-    import subprocess
-    import sys
 
-    env = {"SANDGATE_STATE_DIR": str(server.state_dir), "PATH": "/usr/bin:/bin"}
-    made = subprocess.run(
-        [sys.executable, "-m", "sandgate", "keys", "create", "--name", "ci-agent"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    secret = made.stdout.strip()
+    secret = server.new_key("ci-agent")
     assert secret.startswith("sg_") and len(secret) > 40
     with server.client(key=secret) as client:
         assert client.post("/execute", json={"code": "print(1)"}).json()["status"] == "ok"

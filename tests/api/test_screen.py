@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -87,24 +85,8 @@ def test_when_screen_input_is_bad_then_4xx(
 
 
 def test_when_key_lacks_the_screen_scope_then_403(server: LiveServer) -> None:
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sandgate",
-            "keys",
-            "create",
-            "--name",
-            "runner-only",
-            "--scope",
-            "execute",
-        ],
-        env={"SANDGATE_STATE_DIR": str(server.state_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    response = screen(server, {"text": "hi", "stage": "input"}, key=made.stdout.strip())
+    key = server.new_key("runner-only", scopes=("execute",))
+    response = screen(server, {"text": "hi", "stage": "input"}, key=key)
     assert response.status_code == 403
     assert "'screen' scope" in response.json()["error"]["message"]
 

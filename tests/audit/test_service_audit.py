@@ -42,13 +42,6 @@ def cli(
     )
 
 
-def new_key(state: Path, name: str, tenant: str, *scopes: str) -> str:
-    flags = [x for s in scopes for x in ("--scope", s)]
-    made = cli(state, "keys", "create", "--name", name, "--tenant", tenant, *flags)
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, images: Any) -> Iterator[LiveServer]:
     state = make_state_dir(tmp_path_factory.mktemp("audit-state"))
@@ -124,7 +117,7 @@ def test_when_a_request_is_refused_then_the_refusal_is_recorded(
     status: str,
 ) -> None:
     if headers is None:  # a valid key without the needed right
-        headers = {"Authorization": f"Bearer {new_key(live.state_dir, 'weak', 'default')}"}
+        headers = {"Authorization": f"Bearer {live.new_key('weak')}"}
     if body is None:
         response = httpx.get(f"{live.url}{path}", headers=headers)
     else:
@@ -154,15 +147,15 @@ def test_when_no_sandbox_is_free_then_the_429_is_recorded(live: LiveServer) -> N
 
 
 def test_when_keys_and_policies_change_then_recorded(live: LiveServer) -> None:
-    new_key(live.state_dir, "fresh-agent", "default")
+    live.new_key("fresh-agent", "default")
     actions = [(r["action"], r["key_name"]) for r in records(live)]
     assert ("key.create", "fresh-agent") in actions
     assert any(action == "policy.load" for action, _ in actions)
 
 
 def test_when_tenants_read_the_log_then_each_sees_only_its_own(live: LiveServer) -> None:
-    blue = new_key(live.state_dir, "blue-agent", "blue", "execute", "audit:read")
-    green = new_key(live.state_dir, "green-agent", "green", "execute", "audit:read")
+    blue = live.new_key("blue-agent", "blue", ("execute", "audit:read"))
+    green = live.new_key("green-agent", "green", ("execute", "audit:read"))
     for key in (blue, green):
         with live.client(key=key) as client:
             client.post("/execute", json={"code": "print(1)"})
@@ -180,7 +173,7 @@ def test_when_tenants_read_the_log_then_each_sees_only_its_own(live: LiveServer)
 
 
 def test_when_a_key_lacks_audit_read_then_the_log_is_closed_to_it(live: LiveServer) -> None:
-    key = new_key(live.state_dir, "runner", "default", "execute")
+    key = live.new_key("runner", "default", ("execute",))
     with live.client(key=key) as client:
         assert client.get("/audit/records").status_code == 403
         assert client.get("/audit/export").status_code == 403

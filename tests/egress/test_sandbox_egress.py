@@ -13,8 +13,6 @@ import hashlib
 import http.server
 import io
 import socketserver
-import subprocess
-import sys
 import textwrap
 import threading
 import zipfile
@@ -156,17 +154,6 @@ def run(live: LiveServer, code: str, key: str | None = None, **body: Any) -> dic
     return result
 
 
-def make_key(live: LiveServer, name: str) -> str:
-    made = subprocess.run(
-        [sys.executable, "-m", "sandgate", "keys", "create", "--name", name],
-        env={"SANDGATE_STATE_DIR": str(live.state_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return made.stdout.strip()
-
-
 def test_when_http_to_the_allowlisted_host_then_it_arrives(
     egress_server: LiveServer, worlds: tuple[World, World]
 ) -> None:
@@ -304,7 +291,7 @@ def test_when_an_allowlisted_name_resolves_to_loopback_then_refused(
         except urllib.error.HTTPError as e:
             print('refused', e.code, e.read().decode())
     """,
-        key=make_key(egress_server, "by-name-agent"),
+        key=egress_server.new_key("by-name-agent"),
     )
     assert body["policy"]["name"] == "by-name"
     assert body["stdout"].startswith("refused 403"), body
@@ -325,7 +312,7 @@ def test_when_the_metadata_address_is_named_then_still_refused(
         except urllib.error.HTTPError as e:
             print('refused', e.code)
     """,
-        key=make_key(egress_server, "metadata-agent"),
+        key=egress_server.new_key("metadata-agent"),
     )
     assert body["stdout"].startswith("refused 403"), body
     assert body["egress"][0]["decision"] == "deny"
@@ -427,7 +414,7 @@ def test_when_policy_has_no_egress_then_pip_fails_and_no_proxy_exists(
 ) -> None:
     allowed, _ = worlds
     before = allowed.connections
-    key = make_key(egress_server, "plain-agent")  # bound to nothing: the no-egress default
+    key = egress_server.new_key("plain-agent")  # bound to nothing: the no-egress default
     body = run(
         egress_server,
         f"""

@@ -56,8 +56,11 @@ def test_when_strict_compared_to_default_then_stricter_and_not_the_reverse() -> 
 
 
 def test_when_cli_checks_shipped_policies_then_exit_0() -> None:
-    done = subprocess.run([sys.executable, "-m", "sandgate", "policy", "check", str(SHIPPED)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sandgate", "policy", "check", str(SHIPPED)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("ok ") == 4
 
@@ -79,19 +82,22 @@ BASE = """
 
 
 def test_when_child_extends_then_maps_merge_and_lists_and_scalars_replace(tmp_path: Path) -> None:
-    d = write_set(tmp_path, {
-        "default.yaml": BASE,
-        "child.yaml": """
+    d = write_set(
+        tmp_path,
+        {
+            "default.yaml": BASE,
+            "child.yaml": """
             extends: default
             limits: {memory_mb: 100}
             network: {egress: ["c.example.com:443"]}
             labels: {tier: two}
         """,
-        "grandchild.yaml": """
+            "grandchild.yaml": """
             extends: child
             network: {egress: []}
         """,
-    })
+        },
+    )
     loaded = load_policy_set(d)
     child = loaded.policies["child"].policy
     assert (child.limits.timeout_s, child.limits.memory_mb) == (8, 100)  # map merged
@@ -118,6 +124,7 @@ def test_when_values_are_unchanged_then_hash_is_stable(tmp_path: Path) -> None:
 
 # -- bad input, one case per shape -------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -126,26 +133,34 @@ def test_when_values_are_unchanged_then_hash_is_stable(tmp_path: Path) -> None:
         ("limits: {memory_mb: 10000000}\n", "limits.memory_mb: must be <= 65536"),
         ("limits: {timeout_s: 1e12}\n", "limits.timeout_s: must be <= 3600"),
         ("limits: {memory_mb: lots}\n", "limits.memory_mb: Input should be a valid integer"),
-        ("network:\n  egres: ['pypi.org:443']\n",
-         "bad.yaml:2:3: network.egres: unknown key (did you mean 'egress'?)"),
+        (
+            "network:\n  egres: ['pypi.org:443']\n",
+            "bad.yaml:2:3: network.egres: unknown key (did you mean 'egress'?)",
+        ),
         ("netwrk: {}\n", "bad.yaml:1:1: netwrk: unknown key (did you mean 'network'?)"),
         ("network: {egress: ['*:443']}\n", "network.egress: egress entry '*:443'"),
         ("network: {egress: ['*.com:443']}\n", "network.egress"),
         ("network: {egress: ['https://pypi.org:443']}\n", "network.egress"),
         ("network: {egress: ['pypi.org']}\n", "network.egress"),
         ("network: {egress: ['user:pw@pypi.org:443']}\n", "network.egress"),
-        ("screening:\n  input: {detectors: [pii, telepathy]}\n",
-         "screening.input.detectors: unknown detector(s) ['telepathy']"),
+        (
+            "screening:\n  input: {detectors: [pii, telepathy]}\n",
+            "screening.input.detectors: unknown detector(s) ['telepathy']",
+        ),
         ("screening: {input: {actions: {CREDIT_CARD: shred}}}\n", "screening.input.actions"),
         ("audit: {content: everything}\n", "audit.content"),
         ("languages: [cobol]\n", "languages: unknown language(s) ['cobol']"),
         ("limits: {memory_mb: 64\n", "bad.yaml:2:1:"),
         ("- just\n- a list\n", "a policy is a mapping"),
         ("", "the file is empty"),
-        ("network: {}\nnetwork: {egress: ['x.example.com:443']}\n",
-         "bad.yaml:2:1: duplicate key 'network'"),
-        ("x: !!python/object/apply:os.system ['touch /tmp/pwned']\n",
-         "bad.yaml:1:4: could not determine a constructor"),
+        (
+            "network: {}\nnetwork: {egress: ['x.example.com:443']}\n",
+            "bad.yaml:2:1: duplicate key 'network'",
+        ),
+        (
+            "x: !!python/object/apply:os.system ['touch /tmp/pwned']\n",
+            "bad.yaml:1:4: could not determine a constructor",
+        ),
         ("a: &a ['x','x']\nb: &b [*a,*a]\nc: [*b,*b]\n", "bad.yaml:2:8: YAML aliases"),
         ("extends: nowhere\n", "bad.yaml:1:1: extends: no policy named 'nowhere'"),
     ],
@@ -159,17 +174,16 @@ def test_when_policy_is_bad_then_located_issue(tmp_path: Path, text: str, expect
 
 
 def test_when_extends_is_cyclic_then_issue_names_the_cycle(tmp_path: Path) -> None:
-    d = write_set(tmp_path, {"default.yaml": BASE, "a.yaml": "extends: b\n",
-                             "b.yaml": "extends: a\n"})
+    d = write_set(
+        tmp_path, {"default.yaml": BASE, "a.yaml": "extends: b\n", "b.yaml": "extends: a\n"}
+    )
     assert any("extends: cycle: a -> b -> a" in i for i in issues_of(d))
 
 
 def test_when_binding_names_a_missing_policy_then_issue_in_bindings(tmp_path: Path) -> None:
-    d = write_set(tmp_path, {"default.yaml": BASE,
-                             "bindings.yaml": "tenants:\n  finance: ghost\n"})
-    assert issues_of(d) == [
-        f"{d / 'bindings.yaml'}:2:3: tenants.finance: binds to 'ghost', which is not a loaded policy"
-    ]
+    d = write_set(tmp_path, {"default.yaml": BASE, "bindings.yaml": "tenants:\n  finance: ghost\n"})
+    message = "tenants.finance: binds to 'ghost', which is not a loaded policy"
+    assert issues_of(d) == [f"{d / 'bindings.yaml'}:2:3: {message}"]
 
 
 def test_when_default_policy_is_missing_then_set_is_invalid(tmp_path: Path) -> None:
@@ -188,7 +202,9 @@ def test_when_cli_checks_a_broken_file_then_exit_1_with_locations(tmp_path: Path
     d = write_set(tmp_path, {"default.yaml": BASE, "bad.yaml": "limits: {memory_mb: 0}\n"})
     done = subprocess.run(
         [sys.executable, "-m", "sandgate", "policy", "check", str(d / "bad.yaml")],
-        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert done.returncode == 1
     assert f"{d / 'bad.yaml'}:1:10: limits.memory_mb: must be > 0" in done.stderr

@@ -34,8 +34,12 @@ def policy_dir(tmp_path: Path) -> Path:
 @pytest.fixture()
 def live(tmp_path: Path, policy_dir: Path, images: Any) -> Iterator[LiveServer]:
     state = make_state_dir(tmp_path / "state")
-    env = {"SANDGATE_API_KEY": ADMIN_KEY, "SANDGATE_POLICY_DIR": str(policy_dir),
-           "SANDGATE_MAX_CONCURRENCY": "4", "SANDGATE_QUEUE_TIMEOUT_S": "60"}
+    env = {
+        "SANDGATE_API_KEY": ADMIN_KEY,
+        "SANDGATE_POLICY_DIR": str(policy_dir),
+        "SANDGATE_MAX_CONCURRENCY": "4",
+        "SANDGATE_QUEUE_TIMEOUT_S": "60",
+    }
     with start_server(state, env) as server:
         yield server
 
@@ -71,21 +75,16 @@ def test_when_request_names_a_looser_or_unknown_policy_then_403(live: LiveServer
 
 
 def test_when_key_has_a_tenant_then_its_bound_policy_applies(live: LiveServer) -> None:
-    import subprocess
-    import sys
 
-    made = subprocess.run(
-        [sys.executable, "-m", "sandgate", "keys", "create", "--name", "fin-agent",
-         "--tenant", "finance"],
-        env={"SANDGATE_STATE_DIR": str(live.state_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=True,
-    )
-    body = execute(live, {"code": ALLOC_100MB}, key=made.stdout.strip()).json()
+    key = live.new_key("fin-agent", tenant="finance")
+    body = execute(live, {"code": ALLOC_100MB}, key=key).json()
     assert "policy" in body, body
     assert body["policy"]["name"] == "data-analysis"
     # The finance key may ask for the stricter default, but not the other way round.
-    assert execute(live, {"code": "print(1)", "policy": "default"},
-                   key=made.stdout.strip()).json()["policy"]["name"] == "default"
+    assert (
+        execute(live, {"code": "print(1)", "policy": "default"}, key=key).json()["policy"]["name"]
+        == "default"
+    )
 
 
 def test_when_request_timeout_exceeds_the_policy_then_422(live: LiveServer) -> None:
