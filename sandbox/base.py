@@ -151,3 +151,10 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def reap(self) -> int:
         """Remove whatever a crashed earlier run of this service left; return how many."""
+
+    def warnings(self) -> list[str]:
+        """Conditions that do not stop the service but an operator must know about."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to close
+        """Release what the backend holds (connections to a daemon) at shutdown."""

@@ -27,12 +27,13 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 
 from sandbox._docker_client import API_VERSION, DAEMON_ERRORS, DockerCalls, short
 from sandbox._docker_spec import container_config, write_docker_inputs
-from sandbox._docker_supervise import KILL_GRACE_S, supervise, thaw
+from sandbox._docker_supervise import supervise, thaw
 from sandbox.attachment import Attacher, no_attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable
 from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
 from sandbox.image import ImageError, ImageStore
 from sandbox.languages import language
+from sandbox.supervision import KILL_GRACE_S
 
 __all__ = ["API_VERSION", "DockerBackend"]
 

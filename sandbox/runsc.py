@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import time
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -26,27 +25,20 @@ from sandbox.attachment import Attacher, Attachment, no_attachment
 from sandbox.base import (
     ExecutionResult,
     ExecutionSpec,
-    Limits,
     SandboxBackend,
     SandboxUnavailable,
-    Status,
 )
 from sandbox.bundle import write_bundle
 from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
 from sandbox.image import ImageError, ImageStore
 from sandbox.languages import language
-from sandbox.output import CappedOutput, decode_output
+from sandbox.supervision import KILL_GRACE_S, Watch
 
 __all__ = ["RunscBackend"]
 
 log = structlog.get_logger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-POLL_S = 0.05
-KILL_GRACE_S = 3.0
-# Host processes of an idle sandbox besides the code's own: the gofer, the sentry and the
-# ptrace stub of the launcher. Measured with `cgroup.procs` on the reference machine.
-HOST_BASELINE_PROCS = 3
 
 
 class RunscBackend(SandboxBackend):
@@ -193,22 +185,10 @@ class RunscBackend(SandboxBackend):
         cgroup: SandboxCgroup,
         attachment: Attachment,
     ) -> ExecutionResult:
-        limits = spec.limits
-        reasons: list[str] = []
-        stop = asyncio.Event()
-
-        def trigger(reason: str) -> None:
-            if not reasons:
-                reasons.append(reason)
-            stop.set()
-
-        out = CappedOutput(limits.output_bytes, lambda: trigger("output"))
-        err = CappedOutput(limits.output_bytes, lambda: trigger("output"))
-        started = time.monotonic()
+        watch = Watch(spec.limits, cgroup)
+        uds = ["--host-uds=open"] if attachment.needs_host_uds else []
         proc = await asyncio.create_subprocess_exec(
-            *self._command(
-                bundle, container, *(["--host-uds=open"] if attachment.needs_host_uds else [])
-            ),
+            *self._command(bundle, container, *uds),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -216,71 +196,23 @@ class RunscBackend(SandboxBackend):
             start_new_session=True,
         )
         assert proc.stdin and proc.stdout and proc.stderr
-        peak_procs = 0  # most host processes seen at once in the cgroup
-
-        async def monitor() -> None:
-            nonlocal peak_procs
-            while True:
-                peak_procs = max(peak_procs, cgroup.process_count())
-                if cgroup.cpu_ns() > limits.cpu_s * 1e9:
-                    trigger("cpu")
-                await asyncio.sleep(POLL_S)
-
-        tasks = [
-            asyncio.create_task(out.pump(proc.stdout)),
-            asyncio.create_task(err.pump(proc.stderr)),
-            asyncio.create_task(_feed(proc.stdin, spec.stdin)),
-        ]
-        watcher = asyncio.create_task(monitor())
+        watch.start(proc.stdout, proc.stderr, _feed(proc.stdin, spec.stdin))
         waiter = asyncio.create_task(proc.wait())
-        stopper = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait(
-                {waiter, stopper}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not waiter.done():
-                trigger("timeout")
+            if not await watch.until_done(waiter):
                 await self._kill(container, cgroup, proc, waiter)
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), KILL_GRACE_S)
+            await watch.drain()
         finally:
-            for task in (*tasks, watcher, stopper):
-                task.cancel()
+            watch.cancel()
             if proc.returncode is None:  # cancelled or failed: never leave it running
-                trigger("cancelled")
+                watch.trigger("cancelled")
                 await self._kill(container, cgroup, proc, waiter)
-        wall_ms = int((time.monotonic() - started) * 1000)
-        usage = cgroup.usage()
-        exit_code = proc.returncode
-        runtime_errors = _runtime_errors(bundle / "runsc.log")
-        pids_hit = usage.pids_refused > 0 or (
-            peak_procs - HOST_BASELINE_PROCS - attachment.processes >= limits.max_processes
-        )
-        status, detail = _classify(
-            limits,
-            reasons,
-            exit_code,
-            oom=usage.oom_kills > 0,
-            pids_hit=pids_hit,
-            runtime_errors=runtime_errors,
-        )
-        stdout, stdout_b64 = decode_output(out.data, truncated=out.truncated)
-        stderr, stderr_b64 = decode_output(err.data, truncated=err.truncated)
-        if status is Status.SANDBOX_ERROR:
-            log.error("sandbox.runtime_error", errors=runtime_errors[-3:])
-        log.debug("sandbox.finished", status=status.value, peak_procs=peak_procs, wall_ms=wall_ms)
-        return ExecutionResult(
-            status=status,
-            exit_code=None if status is Status.SANDBOX_ERROR else exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-            stdout_base64=stdout_b64,
-            stderr_base64=stderr_b64,
-            wall_ms=wall_ms,
-            cpu_ms=usage.cpu_ns // 1_000_000,
-            peak_memory_bytes=usage.peak_memory_bytes,
-            detail=detail,
+        return watch.result(
+            proc.returncode,
+            cgroup.usage(),
+            extra_processes=attachment.processes,
+            runtime_errors=_runtime_errors(bundle / "runsc.log"),
+            backend=self.name,
         )
 
     async def _kill(
@@ -336,32 +268,3 @@ def _runtime_errors(log_file: Path) -> list[str]:
                 if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
                     errors.append(str(entry.get("msg", ""))[:500])
     return errors
-
-
-def _classify(
-    limits: Limits,
-    reasons: list[str],
-    exit_code: int | None,
-    *,
-    oom: bool,
-    pids_hit: bool,
-    runtime_errors: list[str],
-) -> tuple[Status, str | None]:
-    """Map what happened to one status of the contract, most specific cause first."""
-    reason = reasons[0] if reasons else None
-    if reason == "output":
-        return Status.OUTPUT_LIMIT, "output passed its cap; sandbox killed"
-    # A fork bomb reaches the process limit first, then often exhausts memory with what it has.
-    if pids_hit and (oom or reason is not None or exit_code != 0):
-        return Status.PIDS_LIMIT, f"process limit of {limits.max_processes} reached"
-    if oom:
-        return Status.MEMORY_LIMIT, f"memory limit of {limits.memory_mb} MiB reached"
-    if reason == "timeout":
-        return Status.TIMEOUT, f"wall-clock limit of {limits.timeout_s:g} s reached; sandbox killed"
-    if reason == "cpu":
-        return Status.TIMEOUT, f"CPU-time limit of {limits.cpu_s:g} s reached; sandbox killed"
-    if exit_code == 0:
-        return Status.OK, None
-    if runtime_errors:
-        return Status.SANDBOX_ERROR, "the sandbox runtime failed: " + runtime_errors[-1]
-    return Status.ERROR, f"exited with code {exit_code}"

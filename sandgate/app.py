@@ -193,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop_watching.set()
             await watcher
             keys.close()
+            backend.close()
             if auditor.enabled:
                 auditor.store.close()
             log.info("service.stopped")

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         min_length=16,
         description="Signs audit checkpoints. Unset: a key kept in <state_dir>/audit_hmac_key.",
     )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, le=3600, description="On SIGTERM, how long running requests may finish."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
 

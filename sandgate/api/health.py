@@ -51,7 +51,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "entities": screener.entities_by_detector(),
         "not_detectable": screener.unavailable_entities(),
     }
-    warnings = []
+    warnings = services.backend.warnings()
     if services.settings.egress_allow_private:
         warnings.append(PRIVATE_EGRESS_WARNING)
     if registry.rejected is not None:

@@ -6,7 +6,14 @@ import argparse
 import importlib
 import time
 
-BENCHES = ["bench_execute", "bench_screen", "bench_guards", "bench_egress", "bench_audit"]
+BENCHES = [
+    "bench_execute",
+    "bench_docker",
+    "bench_screen",
+    "bench_guards",
+    "bench_egress",
+    "bench_audit",
+]
 
 
 def main() -> None:

@@ -1,0 +1,174 @@
+"""What every backend does while its sandbox runs, and how it judges the outcome.
+
+A `Watch` reads stdout and stderr as they are produced (capped), polls the sandbox's cgroup for
+CPU time and the process count, and records the first limit passed; the backend kills the
+sandbox when `stop` is set. `Watch.result` then classifies the run by the contract in
+`sandbox.base`, from the same cgroup counters whatever the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from sandbox.base import ExecutionResult, Limits, Status
+from sandbox.cgroup import CgroupUsage, SandboxCgroup
+from sandbox.output import CappedOutput, decode_output
+
+__all__ = ["HOST_BASELINE_PROCS", "KILL_GRACE_S", "POLL_S", "Watch", "classify"]
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 0.01  # a fork bomb sits at its process limit for only tens of milliseconds
+KILL_GRACE_S = 3.0
+# Host processes of an idle sandbox besides the code's own: the gofer, the sentry and the
+# ptrace stub of the code's first process. Measured with `cgroup.procs` on these hosts.
+HOST_BASELINE_PROCS = 3
+
+
+class Watch:
+    """The limits watched while one sandbox runs; `stop` is set at the first one passed."""
+
+    def __init__(self, limits: Limits, cgroup: SandboxCgroup) -> None:
+        self.limits = limits
+        self.cgroup = cgroup
+        self.reasons: list[str] = []
+        self.stop = asyncio.Event()
+        self.peak_procs = 0
+        self.out = CappedOutput(limits.output_bytes, lambda: self.trigger("output"))
+        self.err = CappedOutput(limits.output_bytes, lambda: self.trigger("output"))
+        self.started = time.monotonic()
+        self._io: list[asyncio.Task[Any]] = []
+        self._background: list[asyncio.Task[Any]] = []
+
+    def trigger(self, reason: str) -> None:
+        """Record why the sandbox must stop (the first reason wins) and ask for the kill."""
+        if not self.reasons:
+            self.reasons.append(reason)
+        self.stop.set()
+
+    def start(
+        self,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        *more_io: Coroutine[Any, Any, None],
+    ) -> None:
+        """Start reading the output (and any other I/O, like feeding stdin) and the polling."""
+        self._io = [
+            asyncio.create_task(self.out.pump(stdout)),
+            asyncio.create_task(self.err.pump(stderr)),
+            *(asyncio.create_task(c) for c in more_io),
+        ]
+        self._background = [asyncio.create_task(self._poll())]
+
+    async def _poll(self) -> None:
+        while True:
+            self.peak_procs = max(self.peak_procs, self.cgroup.process_count())
+            if self.cgroup.cpu_ns() > self.limits.cpu_s * 1e9:
+                self.trigger("cpu")
+            await asyncio.sleep(POLL_S)
+
+    async def until_done(self, done: asyncio.Task[Any]) -> bool:
+        """Wait for `done` (the sandbox's exit), a limit, or the wall clock. True when the
+        sandbox ended on its own; otherwise the reason is recorded and it must be killed."""
+        stopper = asyncio.create_task(self.stop.wait())
+        self._background.append(stopper)
+        await asyncio.wait(
+            {done, stopper}, timeout=self.limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done.done():
+            self.trigger("timeout")
+            return False
+        return True
+
+    async def drain(self) -> None:
+        """Let the output readers reach the end of their streams (bounded)."""
+        await asyncio.wait_for(asyncio.gather(*self._io, return_exceptions=True), KILL_GRACE_S)
+
+    def cancel(self) -> None:
+        """Stop reading and polling."""
+        for task in (*self._io, *self._background):
+            task.cancel()
+
+    def result(
+        self,
+        exit_code: int | None,
+        usage: CgroupUsage,
+        *,
+        extra_processes: int = 0,
+        oom: bool = False,
+        runtime_errors: list[str] | None = None,
+        backend: str,
+    ) -> ExecutionResult:
+        """The classified outcome; `extra_processes` are the service's own (the egress
+        forwarder), `oom` an OOM kill the backend saw itself besides the cgroup's count."""
+        errors = runtime_errors or []
+        code_procs = self.peak_procs - HOST_BASELINE_PROCS - extra_processes
+        pids_hit = usage.pids_refused > 0 or code_procs >= self.limits.max_processes
+        status, detail = classify(
+            self.limits,
+            self.reasons,
+            exit_code,
+            oom=oom or usage.oom_kills > 0,
+            pids_hit=pids_hit,
+            runtime_errors=errors,
+        )
+        wall_ms = int((time.monotonic() - self.started) * 1000)
+        if status is Status.SANDBOX_ERROR:
+            log.error("sandbox.runtime_error", errors=errors[-3:], backend=backend)
+        log.debug(
+            "sandbox.finished",
+            status=status.value,
+            peak_procs=self.peak_procs,
+            wall_ms=wall_ms,
+            backend=backend,
+        )
+        stdout, stdout_b64 = decode_output(self.out.data, truncated=self.out.truncated)
+        stderr, stderr_b64 = decode_output(self.err.data, truncated=self.err.truncated)
+        return ExecutionResult(
+            status=status,
+            exit_code=None if status is Status.SANDBOX_ERROR else exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            stdout_truncated=self.out.truncated,
+            stderr_truncated=self.err.truncated,
+            stdout_base64=stdout_b64,
+            stderr_base64=stderr_b64,
+            wall_ms=wall_ms,
+            cpu_ms=usage.cpu_ns // 1_000_000,
+            peak_memory_bytes=usage.peak_memory_bytes,
+            detail=detail,
+        )
+
+
+def classify(
+    limits: Limits,
+    reasons: list[str],
+    exit_code: int | None,
+    *,
+    oom: bool,
+    pids_hit: bool,
+    runtime_errors: list[str],
+) -> tuple[Status, str | None]:
+    """Map what happened to one status of the contract, most specific cause first."""
+    reason = reasons[0] if reasons else None
+    if reason == "output":
+        return Status.OUTPUT_LIMIT, "output passed its cap; sandbox killed"
+    # A fork bomb reaches the process limit first, then often exhausts memory with what it has.
+    if pids_hit and (oom or reason is not None or exit_code != 0):
+        return Status.PIDS_LIMIT, f"process limit of {limits.max_processes} reached"
+    if oom:
+        return Status.MEMORY_LIMIT, f"memory limit of {limits.memory_mb} MiB reached"
+    if reason == "timeout":
+        return Status.TIMEOUT, f"wall-clock limit of {limits.timeout_s:g} s reached; sandbox killed"
+    if reason == "cpu":
+        return Status.TIMEOUT, f"CPU-time limit of {limits.cpu_s:g} s reached; sandbox killed"
+    if exit_code == 0:
+        return Status.OK, None
+    if runtime_errors:
+        return Status.SANDBOX_ERROR, "the sandbox runtime failed: " + runtime_errors[-1]
+    return Status.ERROR, f"exited with code {exit_code}"
