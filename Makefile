@@ -18,7 +18,8 @@ test:
 	.ci/setup test
 	$(VENV)/bin/pytest
 
-bench: setup
+bench:
+	.ci/setup test
 	$(PY) -m tests.bench
 
 eval:
