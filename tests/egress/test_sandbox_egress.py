@@ -154,6 +154,14 @@ def run(live: LiveServer, code: str, key: str | None = None, **body: Any) -> dic
     return result
 
 
+def audited_egress(live: LiveServer, request_id: str) -> Any:
+    """The egress attempts the audit record of one execution holds."""
+    with live.client() as client:
+        page = client.get("/audit/records", params={"action": "execute", "limit": 50}).json()
+    (record,) = [r for r in page["records"] if r["request_id"] == request_id]
+    return record["details"]["egress"]
+
+
 def test_when_http_to_the_allowlisted_host_then_it_arrives(
     egress_server: LiveServer, worlds: tuple[World, World]
 ) -> None:
@@ -175,6 +183,7 @@ def test_when_http_to_the_allowlisted_host_then_it_arrives(
         "allow",
     )
     assert attempt["bytes_up"] > 0 and attempt["bytes_down"] > 0
+    assert audited_egress(egress_server, body["request_id"]) == body["egress"]
     assert body["policy"]["name"] == "open"
 
 
@@ -236,6 +245,7 @@ def test_when_target_is_not_allowlisted_then_403_and_nothing_arrives(
     assert "403" in body["stdout"]
     assert forbidden.connections == 0 and allowed.connections == before
     assert [a["decision"] for a in body["egress"]] == ["deny"]
+    assert audited_egress(egress_server, body["request_id"]) == body["egress"]
 
 
 def test_when_host_header_disagrees_with_the_target_then_refused(
