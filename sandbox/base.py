@@ -58,7 +58,11 @@ class Limits(BaseModel):
     cpus: float = Field(1.0, gt=0, le=64, description="CPU cores the sandbox may use at once.")
     memory_mb: int = Field(256, gt=0, le=65536, description="Memory cap of the whole sandbox, MiB.")
     max_processes: int = Field(
-        64, gt=0, le=4096, description="Processes and threads the code may have at once."
+        64,
+        ge=4,
+        le=4096,
+        description="Processes and threads the code may have at once (the launcher's shell and "
+        "file copy count too, hence at least 4).",
     )
     output_bytes: int = Field(
         1 << 20, gt=0, le=64 * MiB, description="Cap on stdout and on stderr, bytes each."

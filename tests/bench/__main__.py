@@ -17,7 +17,10 @@ BENCHES = [
 
 
 def main() -> None:
-    """Run the named benchmarks (default: all) in order."""
+    """Run the named benchmarks (default: all) in order, with the service's logs at warning."""
+    from sandgate.logs import configure_logging
+
+    configure_logging("warning")
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHES)} (default: all)")
     args = parser.parse_args()

@@ -132,6 +132,7 @@ def test_when_values_are_unchanged_then_hash_is_stable(tmp_path: Path) -> None:
         ("limits:\n  memory_mb: -5\n", "bad.yaml:2:3: limits.memory_mb: must be > 0"),
         ("limits: {memory_mb: 10000000}\n", "limits.memory_mb: must be <= 65536"),
         ("limits: {timeout_s: 1e12}\n", "limits.timeout_s: must be <= 3600"),
+        ("limits: {max_processes: 2}\n", "limits.max_processes: must be >= 4"),
         ("limits: {memory_mb: lots}\n", "limits.memory_mb: Input should be a valid integer"),
         (
             "network:\n  egres: ['pypi.org:443']\n",

@@ -134,6 +134,13 @@ def test_when_fork_bomb_then_pids_limit_and_host_intact(backend: Backend, code: 
     assert result.status is Status.PIDS_LIMIT, (result.status, result.detail)
 
 
+def test_when_the_process_limit_is_the_smallest_then_plain_code_still_runs(
+    backend: Backend,
+) -> None:
+    result = run(backend, "print('one process')", limits={"max_processes": 4})
+    assert (result.status, result.stdout) == (Status.OK, "one process\n")
+
+
 def test_when_output_floods_then_cut_at_cap_and_killed(backend: Backend) -> None:
     code = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
     result = run(backend, code, limits={"output_bytes": 100_000, "timeout_s": 30})
