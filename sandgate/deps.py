@@ -18,7 +18,7 @@ __all__ = ["CurrentKey", "ServicesDep", "client_address", "require"]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sg_...`")
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
