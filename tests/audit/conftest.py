@@ -23,9 +23,7 @@ from tests.audit.pgserver import PgMissing, PgServer
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL server for the whole session, stopped and deleted at the end."""
+def _running_pg() -> Iterator[PgServer]:
     try:
         server = PgServer()
     except PgMissing as exc:
@@ -35,6 +33,18 @@ def pg_server() -> Iterator[PgServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session, stopped and deleted at the end."""
+    yield from _running_pg()
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[PgServer]:
+    """A PostgreSQL server of the module's own, so stopping it harms no other test."""
+    yield from _running_pg()
 
 
 def _schema_dsn(base: str, schema: str) -> str:

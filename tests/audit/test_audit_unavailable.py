@@ -5,28 +5,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sandgate.audit import AuditStore, AuditUnavailable, open_store
 from tests.audit.helpers import HMAC_KEY, event
-from tests.audit.pgserver import PgMissing, PgServer
-
-
-@pytest.fixture
-def own_pg() -> Iterator[PgServer]:
-    """A PostgreSQL server of this test's own, so stopping it harms no other test."""
-    try:
-        server = PgServer()
-    except PgMissing as exc:
-        pytest.fail(str(exc))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+from tests.audit.pgserver import PgServer
 
 
 def _all_calls_fail(store: AuditStore) -> None:

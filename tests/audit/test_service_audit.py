@@ -223,29 +223,21 @@ def test_when_secrets_and_keys_were_sent_then_no_record_holds_them(live: LiveSer
 # -- fail closed, and nothing lost on kill -9 ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    server.start()
-    yield server
-    server.destroy()
-
-
 @pytest.mark.postgres
 def test_when_postgres_goes_down_then_503_and_nothing_runs(
-    pg: PgServer, tmp_path: Path, images: Any
+    own_pg: PgServer, tmp_path: Path, images: Any
 ) -> None:
     state = make_state_dir(tmp_path / "state")
-    env = {"SANDGATE_API_KEY": ADMIN_KEY, "SANDGATE_AUDIT_DSN": pg.dsn}
+    env = {"SANDGATE_API_KEY": ADMIN_KEY, "SANDGATE_AUDIT_DSN": own_pg.dsn}
     with start_server(state, env) as server, server.client() as client:
         assert client.post("/execute", json={"code": "print(1)"}).json()["status"] == "ok"
-        pg.stop()
+        own_pg.stop()
         try:
             refused = client.post("/execute", json={"code": "open('/tmp/ran','w')"})
             screened = client.post("/screen", json={"text": "hi", "stage": "input"})
             ready = httpx.get(f"{server.url}/ready")
         finally:
-            pg.start()
+            own_pg.start()
         assert (refused.status_code, screened.status_code, ready.status_code) == (503, 503, 503)
         assert refused.json()["error"]["type"] == "unavailable"
         assert "execute.start" not in [
@@ -254,7 +246,7 @@ def test_when_postgres_goes_down_then_503_and_nothing_runs(
             if refused.headers["x-request-id"] in line
         ]
         assert client.post("/execute", json={"code": "print(1)"}).status_code == 200
-    with open_store(pg.dsn) as store:
+    with open_store(own_pg.dsn) as store:
         assert store.verify().ok
 
 
@@ -262,10 +254,10 @@ def test_when_postgres_goes_down_then_503_and_nothing_runs(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def test_when_the_service_is_killed_under_load_then_every_answer_is_on_record(
-    backend: str, pg: PgServer, tmp_path: Path, images: Any
+    backend: str, own_pg: PgServer, tmp_path: Path, images: Any
 ) -> None:
     state = make_state_dir(tmp_path / "state")
-    dsn = pg.dsn if backend == "postgres" else f"sqlite://{state / 'audit.db'}"
+    dsn = own_pg.dsn if backend == "postgres" else f"sqlite://{state / 'audit.db'}"
     env = {
         "SANDGATE_API_KEY": ADMIN_KEY,
         "SANDGATE_AUDIT_DSN": dsn,
