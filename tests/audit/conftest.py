@@ -41,9 +41,9 @@ def pg_server() -> Iterator[PgServer]:
     yield from _running_pg()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def own_pg() -> Iterator[PgServer]:
-    """A PostgreSQL server of the module's own, so stopping it harms no other test."""
+    """A PostgreSQL server of the test's own, so stopping it harms no other test."""
     yield from _running_pg()
 
 
