@@ -14,9 +14,13 @@ from sandgate.audit.chain import GENESIS
 __all__ = ["POSTGRES_SCHEMA", "SCHEMA_VERSION", "SQLITE_SCHEMA"]
 
 SCHEMA_VERSION = 1
-SQLITE_SCHEMA = f"""
+
+
+def _tables(seq: str) -> str:
+    """The three tables, their indexes and the genesis head row; `seq` is the sequence type."""
+    return f"""
 CREATE TABLE audit_records (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
+    seq {seq} PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
     action TEXT NOT NULL, verdict TEXT, status TEXT, tenant TEXT, key_id TEXT, key_name TEXT,
     policy_name TEXT, policy_hash TEXT, request_id TEXT, client TEXT,
     content TEXT NOT NULL, details TEXT NOT NULL,
@@ -27,13 +31,19 @@ CREATE INDEX audit_records_tenant ON audit_records (tenant, seq);
 CREATE INDEX audit_records_key ON audit_records (key_id, seq);
 CREATE INDEX audit_records_action ON audit_records (action, seq);
 CREATE TABLE audit_checkpoints (
-    seq INTEGER NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
+    seq {seq} NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
     mac TEXT NOT NULL, PRIMARY KEY (seq, reason)
 );
 CREATE TABLE audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, time TEXT
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq {seq} NOT NULL, hash TEXT NOT NULL, time TEXT
 );
 INSERT INTO audit_head VALUES (1, 0, '{GENESIS}', NULL);
+"""
+
+
+SQLITE_SCHEMA = (
+    _tables("INTEGER")
+    + f"""
 CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE refused'); END;
 CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records
@@ -50,26 +60,10 @@ CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
 BEGIN SELECT RAISE(ABORT, 'audit head cannot be deleted'); END;
 PRAGMA user_version = {SCHEMA_VERSION};
 """
-POSTGRES_SCHEMA = f"""
-CREATE TABLE audit_records (
-    seq BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
-    action TEXT NOT NULL, verdict TEXT, status TEXT, tenant TEXT, key_id TEXT, key_name TEXT,
-    policy_name TEXT, policy_hash TEXT, request_id TEXT, client TEXT,
-    content TEXT NOT NULL, details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL UNIQUE, hash TEXT NOT NULL
-);
-CREATE INDEX audit_records_time ON audit_records (time);
-CREATE INDEX audit_records_tenant ON audit_records (tenant, seq);
-CREATE INDEX audit_records_key ON audit_records (key_id, seq);
-CREATE INDEX audit_records_action ON audit_records (action, seq);
-CREATE TABLE audit_checkpoints (
-    seq BIGINT NOT NULL, reason TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL,
-    mac TEXT NOT NULL, PRIMARY KEY (seq, reason)
-);
-CREATE TABLE audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL, time TEXT
-);
-INSERT INTO audit_head VALUES (1, 0, '{GENESIS}', NULL);
+)
+POSTGRES_SCHEMA = (
+    _tables("BIGINT")
+    + """
 CREATE FUNCTION sandgate_audit_guard() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
@@ -106,3 +100,4 @@ CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoint
 CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
     FOR EACH STATEMENT EXECUTE FUNCTION sandgate_audit_guard();
 """
+)
