@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from guards._overlap import drop_shadowed
 from guards.base import Detection, ScanRequest, SyncDetector
-from guards.presidio_engines import NER_ENTITIES, pii_analyzer
+from guards.presidio_engines import NER_ENTITIES, detections, pii_analyzer
 
 __all__ = ["NON_PERSONAL", "PATTERN_ENTITIES", "PiiDetector"]
 
@@ -81,14 +80,4 @@ class PiiDetector(SyncDetector):
             score_threshold=floor,
             allow_list=NON_PERSONAL,
         )
-        detections = [
-            Detection(
-                type=r.entity_type,
-                start=r.start,
-                end=r.end,
-                score=float(r.score),
-                rule=(r.recognition_metadata or {}).get("recognizer_name"),
-            )
-            for r in results
-        ]
-        return drop_shadowed(detections)
+        return detections(results)

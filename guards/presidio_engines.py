@@ -16,9 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import guards._env  # noqa: F401  (offline settings before Presidio imports tldextract)
+from guards._overlap import drop_shadowed
+from guards.base import Detection
 from guards.rules import RecognizerSpec
 
-__all__ = ["NER_ENTITIES", "anonymizer", "nlp_engine", "pattern_analyzer", "pii_analyzer"]
+__all__ = [
+    "NER_ENTITIES",
+    "anonymizer",
+    "detections",
+    "nlp_engine",
+    "pattern_analyzer",
+    "pii_analyzer",
+]
 
 NER_ENTITIES = ("PERSON", "LOCATION", "ORGANIZATION", "NRP")
 
@@ -103,3 +112,19 @@ def anonymizer() -> Any:
     from presidio_anonymizer import AnonymizerEngine
 
     return AnonymizerEngine()  # type: ignore[no-untyped-call]
+
+
+def detections(results: list[Any]) -> list[Detection]:
+    """Presidio's results as detections, less those a more specific finding shadows."""
+    return drop_shadowed(
+        [
+            Detection(
+                type=r.entity_type,
+                start=r.start,
+                end=r.end,
+                score=float(r.score),
+                rule=(r.recognition_metadata or {}).get("recognizer_name"),
+            )
+            for r in results
+        ]
+    )

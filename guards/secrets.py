@@ -15,9 +15,8 @@ from typing import Any
 
 import regex
 
-from guards._overlap import drop_shadowed
 from guards.base import Detection, ScanRequest, SyncDetector
-from guards.presidio_engines import pattern_analyzer
+from guards.presidio_engines import detections, pattern_analyzer
 from guards.rules import RecognizerFile, RecognizerSpec, load_rule_file
 
 __all__ = ["SHIPPED_SECRETS", "SecretsDetector", "shipped_recognizers"]
@@ -76,15 +75,4 @@ class SecretsDetector(SyncDetector):
         if not entities:
             return []
         results = self._analyzer(extra).analyze(request.text, language="en", entities=entities)
-        return drop_shadowed(
-            [
-                Detection(
-                    type=r.entity_type,
-                    start=r.start,
-                    end=r.end,
-                    score=float(r.score),
-                    rule=(r.recognition_metadata or {}).get("recognizer_name"),
-                )
-                for r in results
-            ]
-        )
+        return detections(results)
