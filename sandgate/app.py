@@ -29,7 +29,8 @@ from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.logs import RequestIdMiddleware, configure_logging
 from sandgate.metrics import Metrics
-from sandgate.policy.loader import PolicySet, PolicySetInvalid
+from sandgate.policy.issues import PolicySetInvalid
+from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry, Rejection
 from sandgate.secretfile import persistent_secret
 from sandgate.services import Services

@@ -260,7 +260,8 @@ def checkpoint_command(dsn: str, key_file: Path | None) -> None:
 
 
 def _longest_retention(directory: Path) -> int:
-    from sandgate.policy.loader import PolicySetInvalid, load_policy_set
+    from sandgate.policy.issues import PolicySetInvalid
+    from sandgate.policy.loader import load_policy_set
 
     try:
         loaded = load_policy_set(directory)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from sandgate.policy.loader import Bindings, PolicySetInvalid, check_files, load_policy_set
+from sandgate.policy.bindings import Bindings
+from sandgate.policy.issues import PolicySetInvalid
+from sandgate.policy.loader import check_files, load_policy_set
 from sandgate.policy.schema import Policy
 
 __all__ = ["policy", "schema_text"]

@@ -14,7 +14,6 @@ policies; a set is accepted whole or not at all.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -24,69 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from sandgate.policy.bindings import BINDINGS_FILE, Bindings, read_bindings
+from sandgate.policy.issues import PolicyIssue, PolicySetInvalid, error_message, unknown_key_hint
 from sandgate.policy.schema import NAME_PATTERN, Policy
 from sandgate.policy.yamlsrc import MAX_POLICY_BYTES, Document, YamlProblem, parse_document
 
 __all__ = [
-    "BINDINGS_FILE",
-    "Bindings",
-    "PolicyIssue",
     "PolicySet",
-    "PolicySetInvalid",
     "ResolvedPolicy",
     "check_files",
     "load_policy_set",
     "resolve_text",
 ]
 
-BINDINGS_FILE = "bindings.yaml"
 MAX_DEPTH = 8
 MAX_FILES = 512
-
-
-@dataclass(frozen=True)
-class PolicyIssue:
-    """One problem, where it is: `file:line:column: path: message`."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON shape for the API."""
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "path": self.path,
-            "message": self.message,
-        }
-
-
-class PolicySetInvalid(Exception):
-    """The files do not make a valid set; nothing of them may be applied."""
-
-    def __init__(self, issues: list[PolicyIssue]) -> None:
-        super().__init__("; ".join(str(i) for i in issues[:5]))
-        self.issues = issues
-
-
-class Bindings(BaseModel):
-    """`bindings.yaml`: which policy a key gets. Key name wins over tenant; else `default`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    default: str = Field("default", pattern=NAME_PATTERN, description="Policy of unbound keys.")
-    keys: dict[str, str] = Field(default_factory=dict, description="Key name -> policy.")
-    tenants: dict[str, str] = Field(default_factory=dict, description="Tenant -> policy.")
 
 
 @dataclass(frozen=True)
@@ -140,36 +93,6 @@ def _merge(parent: Any, child: Any) -> Any:
             merged[key] = _merge(parent[key], value) if key in parent else value
         return merged
     return child
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error.get("type", "")
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {
-            "greater_than": ">",
-            "greater_than_equal": ">=",
-            "less_than": "<",
-            "less_than_equal": "<=",
-        }[kind]
-        bound = next(iter(ctx.values()), "?")
-        return f"must be {op} {bound:g}" if isinstance(bound, float) else f"must be {op} {bound}"
-    text = str(error.get("msg", "invalid"))
-    return text.removeprefix("Value error, ")
-
-
-def _suggest(loc: tuple[str | int, ...], model: type[BaseModel]) -> str:
-    fields: Any = model.model_fields
-    for part in loc[:-1]:
-        info = fields.get(part) if isinstance(fields, dict) else None
-        annotation = getattr(info, "annotation", None)
-        fields = getattr(annotation, "model_fields", None)
-        if fields is None:
-            return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Loader:
@@ -228,9 +151,9 @@ class _Loader:
             for error in exc.errors():
                 loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
                 path = ".".join(str(p) for p in loc)
-                message = _message(error)
+                message = error_message(error)
                 if error["type"] == "extra_forbidden":
-                    message += _suggest(loc, Policy)
+                    message += unknown_key_hint(loc, Policy)
                 # Point at the file of the chain that wrote the value, the child first.
                 for link in chain:
                     label, doc = self.docs[link]
@@ -282,7 +205,7 @@ def _collect(files: list[Path], issues: list[PolicyIssue]) -> dict[str, tuple[st
     return docs
 
 
-def _bindings(directory: Path, names: set[str], issues: list[PolicyIssue]) -> Bindings:
+def _load_bindings(directory: Path, names: set[str], issues: list[PolicyIssue]) -> Bindings:
     path = directory / BINDINGS_FILE
     if not path.exists():
         bindings = Bindings()
@@ -290,31 +213,7 @@ def _bindings(directory: Path, names: set[str], issues: list[PolicyIssue]) -> Bi
             issues.append(PolicyIssue(str(directory), 1, 1, "", "no default.yaml policy"))
         return bindings
     doc = _parse_file(path, str(path), issues)
-    if doc is None:
-        return Bindings()
-    try:
-        bindings = Bindings.model_validate(doc.data)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            where = doc.locate(loc) or (1, 1)
-            issues.append(PolicyIssue(str(path), *where, ".".join(map(str, loc)), _message(error)))
-        return Bindings()
-    targets: list[tuple[tuple[str, ...], str]] = [(("default",), bindings.default)]
-    targets += [(("keys", k), v) for k, v in bindings.keys.items()]
-    targets += [(("tenants", k), v) for k, v in bindings.tenants.items()]
-    for loc, target in targets:
-        if target not in names:
-            where = doc.locate(loc) or (1, 1)
-            issues.append(
-                PolicyIssue(
-                    str(path),
-                    *where,
-                    ".".join(loc),
-                    f"binds to {target!r}, which is not a loaded policy",
-                )
-            )
-    return bindings
+    return Bindings() if doc is None else read_bindings(path, doc, names, issues)
 
 
 def load_policy_set(directory: Path) -> PolicySet:
@@ -331,7 +230,7 @@ def load_policy_set(directory: Path) -> PolicySet:
         if policy is not None:
             resolved[name] = ResolvedPolicy(name, policy, policy_hash(policy), label, now)
     issues += loader.issues
-    bindings = _bindings(directory, set(docs), issues)
+    bindings = _load_bindings(directory, set(docs), issues)
     if issues:
         raise PolicySetInvalid(sorted(issues, key=lambda i: (i.file, i.line, i.column)))
     documents = {name: doc for name, (_label, doc) in docs.items()}

@@ -17,13 +17,8 @@ import structlog
 import watchfiles
 
 from sandgate.errors import PolicyRefused
-from sandgate.policy.loader import (
-    PolicyIssue,
-    PolicySet,
-    PolicySetInvalid,
-    ResolvedPolicy,
-    load_policy_set,
-)
+from sandgate.policy.issues import PolicyIssue, PolicySetInvalid
+from sandgate.policy.loader import PolicySet, ResolvedPolicy, load_policy_set
 from sandgate.policy.strictness import looser_points
 
 __all__ = ["PolicyRegistry", "Rejection"]

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from sandgate.policy.bindings import Bindings
 from sandgate.policy.cli import schema_text
-from sandgate.policy.loader import Bindings, PolicySetInvalid, load_policy_set
+from sandgate.policy.issues import PolicySetInvalid
+from sandgate.policy.loader import load_policy_set
 from sandgate.policy.schema import Policy
 from sandgate.policy.strictness import looser_points
 from sandgate.settings import REPO_ROOT
