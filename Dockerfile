@@ -43,4 +43,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --retries=3 \
 # uvicorn stops accepting on SIGTERM and lets running requests (executions) finish within its
 # graceful-shutdown timeout (30 s) before it exits; compose's stop_grace_period is longer.
 STOPSIGNAL SIGTERM
-CMD ["/bin/sh", "-c", "exec sandgate serve --workers \"$SANDGATE_WORKERS\""]
+CMD ["sandgate", "serve"]

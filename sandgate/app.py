@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await watcher
             keys.close()
             backend.close()
+            metrics.close()
             if auditor.enabled:
                 auditor.store.close()
             log.info("service.stopped")

@@ -16,6 +16,7 @@ from sandgate.audit.cli import audit
 from sandgate.audit.dsn import default_dsn, open_store
 from sandgate.auditing import Auditor
 from sandgate.keys import ApiKey, KeyStore, Scope
+from sandgate.metrics import share_metrics
 from sandgate.policy.cli import policy
 from sandgate.settings import Settings
 
@@ -35,12 +36,15 @@ main.add_command(audit)
 @main.command()
 @click.option("--host", help="Bind address (default: SANDGATE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: SANDGATE_PORT or 8000).")
-@click.option("--workers", type=int, default=1, show_default=True, help="uvicorn workers.")
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option("--workers", type=int, help="uvicorn workers (default: SANDGATE_WORKERS or 1).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Start the HTTP service."""
     import uvicorn
 
     settings = Settings()
+    workers = workers or settings.workers
+    if workers > 1:
+        share_metrics(settings.state_dir / "metrics")
     uvicorn.run(
         "sandgate.app:create_app",
         factory=True,

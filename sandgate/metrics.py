@@ -1,10 +1,44 @@
-"""Prometheus metrics of one service process (scraped at `/metrics` with an API key)."""
+"""Prometheus metrics of the service (scraped at `/metrics` with an API key).
+
+With one worker the counters live in the process. With several (`SANDGATE_WORKERS`), `serve`
+points prometheus_client's multiprocess mode at `<state_dir>/metrics` before the workers
+start: each worker writes its values to files there and a scrape, whichever worker answers
+it, sums them all.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+from pathlib import Path
 
-__all__ = ["Metrics"]
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+__all__ = ["Metrics", "share_metrics"]
+
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics(directory: Path) -> None:
+    """Make the workers started after this call share their metrics through `directory`.
+
+    Emptied first: files of an earlier run would be summed in, since prometheus_client keys
+    them by process id only.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[_MULTIPROC_ENV] = str(directory)
+
+
+def _shared() -> bool:
+    return _MULTIPROC_ENV in os.environ
 
 
 class Metrics:
@@ -26,8 +60,9 @@ class Metrics:
         )
         self.sandboxes_running = Gauge(
             "sandgate_sandboxes_running",
-            "Sandboxes running now in this process.",
+            "Sandboxes running now in this service (all workers).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.refused = Counter(
             "sandgate_refused_total",
@@ -47,3 +82,16 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process, or of every worker when they share."""
+        if not _shared():
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """On a worker's exit: its `livesum` gauges stop counting (its counters stay)."""
+        if _shared():
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

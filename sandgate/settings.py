@@ -25,6 +25,9 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
+    workers: int = Field(
+        1, ge=1, le=64, description="uvicorn worker processes; /metrics sums them all."
+    )
     api_key: SecretStr | None = Field(
         None, description="Seeds one admin key (named `env`) for local use; never logged."
     )

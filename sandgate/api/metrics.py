@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from sandgate.deps import CurrentKey, ServicesDep
 
@@ -12,7 +12,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics of this process.")
+@router.get("/metrics", summary="Prometheus metrics of the service, all workers summed.")
 async def metrics(services: ServicesDep, _key: CurrentKey) -> Response:
     """Counters of executions, refusals, screenings and policy reloads."""
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
