@@ -27,6 +27,7 @@ from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
+from sandgate.lease import WorkerLease
 from sandgate.logs import RequestIdMiddleware, configure_logging
 from sandgate.metrics import Metrics
 from sandgate.policy.issues import PolicySetInvalid
@@ -162,7 +163,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auditor, hmac_key = open_auditor(settings)
         registry = load_policies(settings, screener, metrics, auditor)
         backend = make_backend(settings)
-        backend.reap()
+        lease = WorkerLease(settings.state_dir)
+        if lease.alone():
+            backend.reap()
+        await asyncio.to_thread(lease.share)
         slots = SandboxSlots(
             settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
         )
@@ -195,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await watcher
             keys.close()
             backend.close()
+            lease.release()
             metrics.close()
             if auditor.enabled:
                 auditor.store.close()
