@@ -64,8 +64,9 @@ class KeyStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # The wait first: a second worker opening a new database meets the first's lock.
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS api_keys (digest TEXT PRIMARY KEY, id TEXT UNIQUE,"
                 " name TEXT NOT NULL, tenant TEXT NOT NULL, scopes TEXT NOT NULL,"
