@@ -210,12 +210,13 @@ def test_when_load_exceeds_the_cap_then_429_and_never_more_sandboxes(
         nonlocal running_peak
         marker = f"--root={Path(capped_server.state_dir).resolve() / 'runsc'}"
         while not stop.is_set():
-            count = sum(
-                1
+            # Distinct container ids: runsc's children show its command line until they exec.
+            running = {
+                p.info["cmdline"][-1]
                 for p in psutil.process_iter(["cmdline"])
                 if (p.info["cmdline"] or [])[-3:-2] == ["run"] and marker in p.info["cmdline"]
-            )
-            running_peak = max(running_peak, count)
+            }
+            running_peak = max(running_peak, len(running))
             time.sleep(0.02)
 
     results: list[httpx.Response] = []
