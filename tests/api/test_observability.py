@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ def test_when_a_request_ends_then_one_access_line_names_its_route_never_its_raw_
         )
         missing = client.get(f"/no/such/{AWS_KEY}", headers={"X-Request-ID": "obs-2"})
     assert (screened.status_code, missing.status_code) == (200, 404)
+    deadline = time.monotonic() + 10  # the line is written just after the answer is sent
+    while not {"obs-1", "obs-2"} <= {line["request_id"] for line in _request_lines(server)}:
+        assert time.monotonic() < deadline, "no access line for obs-1 or obs-2"
+        time.sleep(0.05)
     by_id = {line["request_id"]: line for line in _request_lines(server)}
     assert by_id["obs-1"]["route"] == "/screen" and by_id["obs-1"]["status"] == 200
     assert by_id["obs-1"]["method"] == "POST" and by_id["obs-1"]["duration_ms"] > 0
