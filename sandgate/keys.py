@@ -101,13 +101,39 @@ class KeyStore:
         return record
 
     def seed(self, secret: str) -> ApiKey:
-        """Install `secret` (from SANDGATE_API_KEY) as the admin key `env`, replacing an old one."""
-        existing = self.lookup(secret)
-        if existing is not None and existing.name == ENV_KEY_NAME:
-            return existing
+        """Install `secret` (from SANDGATE_API_KEY) as the admin key `env`, replacing an old one.
+
+        One transaction: every worker of a new service seeds at once, and a check-then-insert
+        let two of them insert the same key (the loser's start failed).
+        """
+        digest = _digest(secret)
         with self._lock:
-            self._db.execute("DELETE FROM api_keys WHERE name = ?", (ENV_KEY_NAME,))
-        return self._insert(secret, ENV_KEY_NAME, "default", (Scope.ADMIN,))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "DELETE FROM api_keys WHERE (name = ? OR digest = ?)"
+                    " AND NOT (name = ? AND digest = ? AND revoked_at IS NULL)",
+                    (ENV_KEY_NAME, digest, ENV_KEY_NAME, digest),
+                )
+                self._db.execute(
+                    "INSERT OR IGNORE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        digest,
+                        secrets.token_hex(8),
+                        ENV_KEY_NAME,
+                        "default",
+                        Scope.ADMIN.value,
+                        time.time(),
+                    ),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        seeded = self.lookup(secret)
+        if seeded is None:  # the transaction above left exactly this key live
+            raise RuntimeError("the seeded key vanished")
+        return seeded
 
     def lookup(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is, or None."""
