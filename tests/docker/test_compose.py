@@ -51,6 +51,13 @@ class Stack:
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
+    def log_excerpt(self) -> str:
+        """The service's errors (with their tracebacks) and its last lines, for a failure."""
+        lines = self.run("logs", "--no-color").splitlines()
+        errors = [i for i, line in enumerate(lines) if '"error"' in line or "Traceback" in line]
+        picked = sorted({j for i in errors for j in range(i, min(i + 25, len(lines)))})
+        return "\n".join([*(lines[j] for j in picked), "...", *lines[-20:]])[-12000:]
+
     def health(self) -> str:
         """The service container's health status (`starting`, `healthy`, ...)."""
         (cid,) = self.run("ps", "-q", "sandgate").split()
@@ -87,13 +94,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         live.run("up", "-d")
         deadline = time.monotonic() + 150
         while live.health() != "healthy":
-            assert time.monotonic() < deadline, live.run("logs", "--tail", "20")[-4000:]
+            assert time.monotonic() < deadline, live.log_excerpt()
             time.sleep(1)
         yield live
         (cid,) = live.run("ps", "-q", "sandgate").split()
         inspect = ["docker", "inspect", "--format", "{{.RestartCount}}", cid]
         restarts = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout
-        assert restarts.strip() == "0", live.run("logs", "--tail", "30")[-4000:]
+        assert restarts.strip() == "0", live.log_excerpt()
     finally:
         subprocess.run([*compose, "down", "--timeout", "60"], env=env, capture_output=True)
     sandboxes = DockerBackend(state_dir=state, images=ImageStore(REPO_ROOT / "images", state))
