@@ -19,7 +19,11 @@ def test_when_many_workers_seed_the_env_key_at_once_then_all_start_and_one_key_s
         start = threading.Barrier(len(stores))
         failures: list[BaseException] = []
 
-        def worker(store: KeyStore, start: threading.Barrier = start) -> None:
+        def worker(
+            store: KeyStore,
+            start: threading.Barrier = start,
+            failures: list[BaseException] = failures,
+        ) -> None:
             start.wait()
             try:
                 store.seed(SECRET)
