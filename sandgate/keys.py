@@ -83,9 +83,18 @@ class KeyStore:
     ) -> tuple[str, ApiKey]:
         """Make a new key; returns the secret (show it once) and its record."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        return secret, self._insert(secret, name, tenant, scopes)
+        with self._lock:
+            return secret, self._insert(secret, name, tenant, scopes)
 
-    def _insert(self, secret: str, name: str, tenant: str, scopes: tuple[Scope, ...]) -> ApiKey:
+    def _insert(
+        self,
+        secret: str,
+        name: str,
+        tenant: str,
+        scopes: tuple[Scope, ...],
+        verb: str = "INSERT",
+    ) -> ApiKey:
+        """Add a key row; the caller holds `_lock`."""
         record = ApiKey(
             id=secrets.token_hex(8),
             name=name,
@@ -93,14 +102,13 @@ class KeyStore:
             scopes=list(scopes),
             created_at=time.time(),
         )
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (_digest(secret), record.id, name, tenant, ",".join(scopes), record.created_at),
-            )
+        self._db.execute(
+            f"{verb} INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            (_digest(secret), record.id, name, tenant, ",".join(scopes), record.created_at),
+        )
         return record
 
-    def seed(self, secret: str) -> ApiKey:
+    def seed(self, secret: str) -> None:
         """Install `secret` (from SANDGATE_API_KEY) as the admin key `env`, replacing an old one.
 
         One transaction: every worker of a new service seeds at once, and a check-then-insert
@@ -115,25 +123,11 @@ class KeyStore:
                     " AND NOT (name = ? AND digest = ? AND revoked_at IS NULL)",
                     (ENV_KEY_NAME, digest, ENV_KEY_NAME, digest),
                 )
-                self._db.execute(
-                    "INSERT OR IGNORE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        digest,
-                        secrets.token_hex(8),
-                        ENV_KEY_NAME,
-                        "default",
-                        Scope.ADMIN.value,
-                        time.time(),
-                    ),
-                )
+                self._insert(secret, ENV_KEY_NAME, "default", (Scope.ADMIN,), "INSERT OR IGNORE")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        seeded = self.lookup(secret)
-        if seeded is None:  # the transaction above left exactly this key live
-            raise RuntimeError("the seeded key vanished")
-        return seeded
 
     def lookup(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is, or None."""
