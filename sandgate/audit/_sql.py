@@ -46,6 +46,7 @@ __all__ = [
     "SqlAuditStore",
     "checkpoint_row",
     "fields_row",
+    "insert_sql",
     "now_after",
     "row_checkpoint",
     "row_record",
@@ -59,6 +60,12 @@ CP_COLUMNS = ("seq", "hash", "time", "reason", "mac")
 SELECT_RECORDS = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
 SELECT_CHECKPOINTS = f"SELECT {', '.join(CP_COLUMNS)} FROM audit_checkpoints"
 MAX_PAGE = 1000
+
+
+def insert_sql(table: str, columns: Sequence[str], placeholder: str) -> str:
+    """`INSERT INTO table (columns) VALUES (...)` in a backend's parameter style."""
+    values = ", ".join([placeholder] * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
 
 
 def where_sql(where: RecordFilter | None, ph: str) -> tuple[str, list[Any]]:

@@ -35,6 +35,7 @@ from sandgate.audit._sql import (
     SELECT_CHECKPOINTS,
     SqlAuditStore,
     checkpoint_row,
+    insert_sql,
     now_after,
     row_checkpoint,
 )
@@ -53,10 +54,8 @@ from sandgate.audit.chain import format_time, sign_checkpoint
 __all__ = ["PostgresAuditStore"]
 
 _SCHEMA_LOCK = 0x5A6D_A0D1  # advisory lock id: one schema creation at a time
-_INSERT = (
-    f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-)
-_INSERT_CP = f"INSERT INTO audit_checkpoints ({', '.join(CP_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)"
+_INSERT = insert_sql("audit_records", COLUMNS, "%s")
+_INSERT_CP = insert_sql("audit_checkpoints", CP_COLUMNS, "%s")
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -34,6 +34,7 @@ from sandgate.audit._sql import (
     SELECT_CHECKPOINTS,
     SqlAuditStore,
     checkpoint_row,
+    insert_sql,
     now_after,
     row_checkpoint,
 )
@@ -51,10 +52,8 @@ from sandgate.audit.chain import format_time, sign_checkpoint
 
 __all__ = ["SQLiteAuditStore"]
 
-_INSERT = (
-    f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-)
-_INSERT_CP = f"INSERT INTO audit_checkpoints ({', '.join(CP_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
+_INSERT = insert_sql("audit_records", COLUMNS, "?")
+_INSERT_CP = insert_sql("audit_checkpoints", CP_COLUMNS, "?")
 
 
 class SQLiteAuditStore(SqlAuditStore):
