@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -51,6 +53,11 @@ class LiveServer:
     def log(self) -> str:
         """Everything the service logged so far."""
         return self.log_path.read_text(errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The service's JSON log lines so far, only those of event `name` when given."""
+        lines = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+        return [line for line in lines if name in (None, line.get("event"))]
 
     def new_key(self, name: str, tenant: str = "default", scopes: tuple[str, ...] = ()) -> str:
         """A new key made the way an operator makes one: `sandgate keys create`."""
@@ -129,3 +136,15 @@ def leftovers_of(state_dir: Path) -> list[str]:
         found += [f"mount {line.split()[1]}" for line in mounts if resolved in line]
     found += [f"socket {p}" for p in state_dir.rglob("*.sock")]
     return found
+
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], what: str = "condition", timeout: float = 15) -> T:
+    """Poll `check` until it returns something true, and return that; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"never saw {what} within {timeout:g} s"
+        time.sleep(0.1)
+    return value

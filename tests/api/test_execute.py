@@ -48,8 +48,7 @@ def test_when_no_request_id_sent_then_one_is_generated_and_logged(server: LiveSe
     response = execute(server, {"code": "print(1)"})
     request_id = response.headers["x-request-id"]
     assert len(request_id) == 32
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    assert any(line.get("request_id") == request_id for line in lines)
+    assert any(line.get("request_id") == request_id for line in server.events())
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +10,14 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, make_state_dir
-from tests.helpers import LiveServer, start_server
+from tests.helpers import LiveServer, start_server, wait_for
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 _ALLOWED = re.compile(r'^sandgate_screenings_total\{stage="input",verdict="allow"\} (\S+)$', re.M)
 
 
 def _request_lines(live: LiveServer, route: str | None = None) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in live.log().splitlines() if line.startswith("{")]
-    return [
-        line for line in lines if line.get("event") == "request" and route in (None, line["route"])
-    ]
+    return [line for line in live.events("request") if route in (None, line["route"])]
 
 
 def _workers_that_screened(live: LiveServer) -> set[int]:
@@ -45,10 +40,12 @@ def test_when_a_request_ends_then_one_access_line_names_its_route_never_its_raw_
         )
         missing = client.get(f"/no/such/{AWS_KEY}", headers={"X-Request-ID": "obs-2"})
     assert (screened.status_code, missing.status_code) == (200, 404)
-    deadline = time.monotonic() + 10  # the line is written just after the answer is sent
-    while not {"obs-1", "obs-2"} <= {line["request_id"] for line in _request_lines(server)}:
-        assert time.monotonic() < deadline, "no access line for obs-1 or obs-2"
-        time.sleep(0.05)
+    # The line is written just after the answer is sent.
+    wait_for(
+        lambda: {"obs-1", "obs-2"} <= {line["request_id"] for line in _request_lines(server)},
+        "access lines for obs-1 and obs-2",
+        10,
+    )
     by_id = {line["request_id"]: line for line in _request_lines(server)}
     assert by_id["obs-1"]["route"] == "/screen" and by_id["obs-1"]["status"] == 200
     assert by_id["obs-1"]["method"] == "POST" and by_id["obs-1"]["duration_ms"] > 0

@@ -16,7 +16,7 @@ import pytest
 from sandgate.policy.loader import load_policy_set
 from sandgate.settings import REPO_ROOT
 from tests.conftest import ADMIN_KEY, make_state_dir
-from tests.helpers import LiveServer, start_server
+from tests.helpers import LiveServer, start_server, wait_for
 
 pytestmark = pytest.mark.sandbox
 
@@ -47,13 +47,6 @@ def live(tmp_path: Path, policy_dir: Path, images: Any) -> Iterator[LiveServer]:
 def execute(live: LiveServer, body: dict[str, Any], key: str | None = None) -> httpx.Response:
     with live.client(key=key) as client:
         return client.post("/execute", json=body)
-
-
-def wait_for(check: Any, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_when_policy_limits_differ_then_the_sandbox_enforces_them(live: LiveServer) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,11 @@ import pytest
 
 from sandgate.settings import REPO_ROOT
 from tests.conftest import ADMIN_KEY, make_state_dir
-from tests.helpers import LiveServer, start_server
+from tests.helpers import start_server, wait_for
 
 pytestmark = pytest.mark.sandbox
 
 SLEEPER = "import time; time.sleep(30); print('done')"
-
-
-def _events(live: LiveServer, event: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in live.log().splitlines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == event]
-
-
-def _wait_for(what: str, found: Any, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := found()):
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture
@@ -57,8 +42,8 @@ def test_when_a_worker_is_replaced_then_its_start_leaves_the_siblings_sandbox_ru
         "SANDGATE_POLICY_DIR": str(long_policies),
     }
     with start_server(state, env) as live:
-        _wait_for("two workers", lambda: len(_events(live, "service.started")) == 2)
-        workers = {e["pid"] for e in _events(live, "service.started")}
+        wait_for(lambda: len(live.events("service.started")) == 2, "two workers", 120)
+        workers = {e["pid"] for e in live.events("service.started")}
         answers: list[httpx.Response] = []
 
         def execute() -> None:
@@ -67,10 +52,10 @@ def test_when_a_worker_is_replaced_then_its_start_leaves_the_siblings_sandbox_ru
 
         request = threading.Thread(target=execute)
         request.start()
-        (running,) = _wait_for("the execution start", lambda: _events(live, "execute.start"))
+        (running,) = wait_for(lambda: live.events("execute.start"), "the execution start", 120)
         (sibling,) = workers - {running["pid"]}
         os.kill(sibling, signal.SIGKILL)  # uvicorn starts a new worker in its place
-        _wait_for("the replacement worker", lambda: len(_events(live, "service.started")) == 3)
+        wait_for(lambda: len(live.events("service.started")) == 3, "the replacement worker", 120)
         request.join(120)
     (answer,) = answers
     assert answer.status_code == 200, answer.text
