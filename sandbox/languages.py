@@ -9,16 +9,24 @@ __all__ = ["LANGUAGES", "Language", "UnknownLanguage", "language"]
 
 @dataclass(frozen=True)
 class Language:
-    """How to run code of one language inside its image."""
+    """How to run code of one language inside its image.
+
+    `runner` names the language's in-sandbox runner under `sandbox/runner/` (PROTOCOL.md): its
+    code then arrives in a frame and its sandboxes can be started ahead (the warm pool). Without
+    one, the code is a file `filename` that `command` runs, in a sandbox started for it.
+    """
 
     name: str
     image: str
     filename: str
     command: tuple[str, ...]
+    runner: str | None = None
 
 
 LANGUAGES: dict[str, Language] = {
-    "python": Language(name="python", image="python", filename="main.py", command=("python3",)),
+    "python": Language(
+        name="python", image="python", filename="main.py", command=("python3",), runner="python.py"
+    ),
 }
 
 
