@@ -15,6 +15,7 @@ from guards.screener import Screener
 from sandbox import BackendConfig, SandboxBackend, backend_class
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
+from sandbox.slots import SandboxSlots
 from sandgate import __version__
 from sandgate.api import audit, execute, health, policies, screen
 from sandgate.api import metrics as metrics_api
@@ -34,7 +35,6 @@ from sandgate.policy.registry import PolicyRegistry, Rejection
 from sandgate.secretfile import persistent_secret
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
-from sandgate.slots import SandboxSlots
 
 __all__ = ["create_app", "make_backend"]
 

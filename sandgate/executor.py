@@ -16,6 +16,7 @@ from sandbox.base import (
     SandboxUnavailable,
     Status,
 )
+from sandbox.slots import NoSlot, SandboxSlots
 from sandgate.auditing import excerpts
 from sandgate.errors import Busy, InvalidInput, PayloadTooLarge, PolicyRefused, Unavailable
 from sandgate.metrics import Metrics
@@ -23,7 +24,6 @@ from sandgate.models import ExecuteRequest, ExecuteResponse, PolicyRef
 from sandgate.policy.loader import ResolvedPolicy
 from sandgate.policy.schema import Network
 from sandgate.screening import screen_texts
-from sandgate.slots import NoSlot, SandboxSlots
 
 __all__ = ["Executor"]
 

@@ -12,13 +12,13 @@ import pytest
 from guards import GuardOptions, Screener
 from sandbox.base import ExecutionResult, ExecutionSpec, Status
 from sandbox.fake import FakeBackend
+from sandbox.slots import SandboxSlots
 from sandgate.errors import Busy, InvalidInput, PayloadTooLarge, PolicyRefused, Unavailable
 from sandgate.executor import Executor
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteRequest
 from sandgate.policy.loader import ResolvedPolicy, load_policy_set
 from sandgate.settings import REPO_ROOT
-from sandgate.slots import SandboxSlots
 
 POLICIES = load_policy_set(REPO_ROOT / "policies").policies
 SCREENER = Screener(GuardOptions(hash_secret="unit-test-secret-value"))
