@@ -113,37 +113,33 @@ def _tmpfs(destination: str, size_mb: int) -> dict[str, Any]:
     }
 
 
-def write_bundle(
+def write_config(
     bundle: Path,
-    spec: ExecutionSpec,
     *,
-    language: Language,
+    args: list[str],
     rootfs: Path,
     cgroups_path: str,
-    attachment: Attachment | None = None,
+    max_processes: int,
+    disk_mb: int,
+    memory_bytes: int | None,
+    attachment: Attachment,
 ) -> None:
-    """Lay out `bundle/` for `runsc run`; raises BundleError before anything runs."""
-    attachment = attachment or Attachment()
-    inputs = bundle / "input"
-    write_inputs(inputs, spec, language)
-    limits = spec.limits
+    """`bundle/config.json` for a sandbox running `args`, with `bundle/input` at /sandgate.
+    `memory_bytes` None leaves memory to the cgroup, whose limit is written later."""
     process_env = {**BASE_ENV, **attachment.env}
+    resources = {} if memory_bytes is None else {"memory": {"limit": memory_bytes}}
     config = {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
             "user": {"uid": SANDBOX_UID, "gid": SANDBOX_GID},
-            "args": ["/bin/sh", "-c", launcher(language, attachment.setup)],
+            "args": args,
             "env": [f"{k}={v}" for k, v in process_env.items()],
             "cwd": "/",
             "capabilities": {},
             "noNewPrivileges": True,
             "rlimits": [
-                {
-                    "type": "RLIMIT_NPROC",
-                    "hard": limits.max_processes,
-                    "soft": limits.max_processes,
-                },
+                {"type": "RLIMIT_NPROC", "hard": max_processes, "soft": max_processes},
                 {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
                 {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
             ],
@@ -159,12 +155,12 @@ def write_bundle(
                 "source": "sysfs",
                 "options": ["nosuid", "noexec", "nodev", "ro"],
             },
-            _tmpfs(WORK_DIR, limits.disk_mb),
-            _tmpfs("/tmp", limits.disk_mb),
+            _tmpfs(WORK_DIR, disk_mb),
+            _tmpfs("/tmp", disk_mb),
             {
                 "destination": INPUT_DIR,
                 "type": "bind",
-                "source": str(inputs),
+                "source": str(bundle / "input"),
                 "options": ["rbind", "ro", "nosuid", "nodev"],
             },
             *(_bind(b) for b in attachment.binds),
@@ -172,7 +168,31 @@ def write_bundle(
         "linux": {
             "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")],
             "cgroupsPath": cgroups_path,
-            "resources": {"memory": {"limit": limits.memory_mb * MiB}},
+            "resources": resources,
         },
     }
     (bundle / "config.json").write_text(json.dumps(config, indent=1))
+
+
+def write_bundle(
+    bundle: Path,
+    spec: ExecutionSpec,
+    *,
+    language: Language,
+    rootfs: Path,
+    cgroups_path: str,
+    attachment: Attachment,
+) -> None:
+    """Lay out `bundle/` to run `spec`'s code as a script (a language without a runner);
+    raises BundleError before anything runs."""
+    write_inputs(bundle / "input", spec, language)
+    write_config(
+        bundle,
+        args=["/bin/sh", "-c", launcher(language, attachment.setup)],
+        rootfs=rootfs,
+        cgroups_path=cgroups_path,
+        max_processes=spec.limits.max_processes,
+        disk_mb=spec.limits.disk_mb,
+        memory_bytes=spec.limits.memory_mb * MiB,
+        attachment=attachment,
+    )

@@ -1,0 +1,222 @@
+"""The warm pool: sandboxes started ahead, per class, each handed to exactly one execution.
+
+A class is what is fixed when a sandbox starts (`SlotClass`: language, image, process ceiling,
+disk size; egress is part of it too, and a class with egress is never pooled: see README). The
+service names the classes to keep warm (`warm`, from its policies; a reload drains the classes
+that went away). `claim` hands out a ready slot of a class at once, or None (the caller starts
+one cold, never waiting for the refill). The refill starts one sandbox at a time, inside a
+background slot of the host-wide cap (`SandboxSlots.background`: it yields to requests and is
+thrown away when one needs its slot), at a low CPU weight, until every class has `size` ready.
+
+Each worker process of the service has its own pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from sandbox.base import ExecutionSpec, Limits
+from sandbox.languages import language
+from sandbox.slot import Slot
+from sandbox.slots import SandboxSlots
+
+__all__ = ["NO_POOL", "Pool", "PoolObserver", "PoolOptions", "SlotClass"]
+
+log = structlog.get_logger(__name__)
+
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True, order=True)
+class SlotClass:
+    """What a sandbox is started with, so what a pooled one must match to serve a spec."""
+
+    language: str
+    image: str
+    max_processes: int
+    disk_mb: int
+    egress: bool = False
+
+    @classmethod
+    def of(cls, spec: ExecutionSpec) -> SlotClass:
+        """The class of sandbox `spec` needs."""
+        return cls.for_limits(
+            spec.language, spec.limits, egress=spec.egress is not None, image=spec.image
+        )
+
+    @classmethod
+    def for_limits(
+        cls, language_name: str, limits: Limits, *, egress: bool, image: str | None = None
+    ) -> SlotClass:
+        """The class of a run in `language_name` under `limits` (a policy's, say)."""
+        return cls(
+            language=language_name,
+            image=image or language(language_name).image,
+            max_processes=limits.max_processes,
+            disk_mb=limits.disk_mb,
+            egress=egress,
+        )
+
+    @property
+    def name(self) -> str:
+        """A stable label for `/ready` and metrics: `python/python/p64/d64[/egress]`."""
+        name = f"{self.language}/{self.image}/p{self.max_processes}/d{self.disk_mb}"
+        return name + ("/egress" if self.egress else "")
+
+    @property
+    def poolable(self) -> bool:
+        """Whether sandboxes of the class can be started ahead (a runner, no egress)."""
+        return language(self.language).runner is not None and not self.egress
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """`size` ready sandboxes per class (0: no pool); `preimport`: modules their runner
+    imports before it waits (for Python: stdlib names)."""
+
+    size: int = 0
+    preimport: tuple[str, ...] = ()
+
+
+NO_POOL = PoolOptions()
+
+
+class PoolObserver(Protocol):
+    """Told what the pool does, for metrics."""
+
+    def pool_claimed(self, hit: bool) -> None:
+        """A claim found a ready sandbox (hit) or none (miss: the run starts cold)."""
+
+    def pool_ready(self, class_name: str, ready: int) -> None:
+        """How many sandboxes of a class are ready now."""
+
+
+class Pool:
+    """Ready slots per class, refilled in the background; see the module docstring."""
+
+    def __init__(
+        self,
+        options: PoolOptions,
+        *,
+        boot: Callable[[SlotClass], Awaitable[Slot]],
+        retire: Callable[[Slot], None],
+        slots: SandboxSlots | None,
+        observer: PoolObserver | None = None,
+    ) -> None:
+        if options.size > 0 and slots is None:
+            raise ValueError("a pool needs the host-wide cap its refill must stay within")
+        self.size = options.size
+        self._boot = boot
+        self._retire = retire
+        self._slots = slots
+        self._observer = observer
+        self._targets: set[SlotClass] = set()
+        self._ready: dict[SlotClass, deque[Slot]] = {}
+        self._wake = asyncio.Event()
+        self._refill: asyncio.Task[None] | None = None
+
+    # -- what the service and the backend call ------------------------------------------------
+
+    def start(self) -> None:
+        """Start refilling (in the running loop)."""
+        if self.size > 0 and self._refill is None:
+            self._refill = asyncio.create_task(self._refill_forever())
+
+    def warm(self, classes: Iterable[SlotClass]) -> None:
+        """Keep these classes ready (those that can be pooled); drain every other class."""
+        self._targets = {c for c in classes if c.poolable} if self.size > 0 else set()
+        for cls in [c for c in self._ready if c not in self._targets]:
+            for slot in self._ready.pop(cls):
+                self._retire(slot)
+            self._notify(cls)
+        self._wake.set()
+
+    def claim(self, cls: SlotClass) -> Slot | None:
+        """A ready slot of `cls`, taken out of the pool for good; None if there is none."""
+        if cls not in self._targets:
+            return None
+        ready = self._ready.get(cls, deque())
+        found = None
+        while ready and found is None:
+            slot = ready.popleft()
+            if slot.alive:
+                found = slot
+            else:
+                log.warning("pool.slot_died", sandbox=slot.name, sandbox_class=cls.name)
+                self._retire(slot)
+        self._notify(cls)
+        if self._observer is not None:
+            self._observer.pool_claimed(found is not None)
+        self._wake.set()
+        return found
+
+    def state(self) -> dict[str, dict[str, int]]:
+        """Per class kept warm: sandboxes `ready` now and the `target`."""
+        return {
+            cls.name: {"ready": len(self._ready.get(cls, ())), "target": self.size}
+            for cls in sorted(self._targets)
+        }
+
+    async def aclose(self) -> None:
+        """Stop refilling and give every ready slot back to the backend for removal."""
+        if self._refill is not None:
+            self._refill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refill
+            self._refill = None
+        self.warm(())
+
+    # -- the refill -----------------------------------------------------------------------------
+
+    def _notify(self, cls: SlotClass) -> None:
+        if self._observer is not None:
+            self._observer.pool_ready(cls.name, len(self._ready.get(cls, ())))
+
+    def _wanted(self) -> SlotClass | None:
+        """The class furthest below its target, if any is."""
+        short = [c for c in sorted(self._targets) if len(self._ready.get(c, ())) < self.size]
+        return min(short, key=lambda c: len(self._ready.get(c, ()))) if short else None
+
+    async def _boot_in_background(self, cls: SlotClass) -> Slot:
+        assert self._slots is not None
+        async with self._slots.background():
+            return await self._boot(cls)
+
+    async def _refill_forever(self) -> None:
+        delay = RETRY_MIN_S
+        while True:
+            cls = self._wanted()
+            if cls is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            task = asyncio.create_task(self._boot_in_background(cls))
+            try:
+                await asyncio.wait({task})
+            finally:
+                if not task.done():  # the pool is closing
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+            if task.cancelled():
+                continue  # a request needed the slot: start again once one is free
+            if (error := task.exception()) is not None:
+                log.error("pool.boot_failed", sandbox_class=cls.name, error=str(error)[:500])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_MIN_S
+            slot = task.result()
+            if cls in self._targets and len(self._ready.get(cls, ())) < self.size:
+                self._ready.setdefault(cls, deque()).append(slot)
+                self._notify(cls)
+            else:
+                self._retire(slot)
