@@ -68,8 +68,8 @@ class Limits(BaseModel):
         64,
         ge=4,
         le=4096,
-        description="Processes and threads the code may have at once (the launcher's shell and "
-        "file copy count too, hence at least 4).",
+        description="Processes and threads the code may have at once (the runner counts too, "
+        "and with egress the forwarder and its shell, hence at least 4).",
     )
     output_bytes: int = Field(
         1 << 20, gt=0, le=64 * MiB, description="Cap on stdout and on stderr, bytes each."

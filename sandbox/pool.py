@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -217,6 +218,17 @@ class Pool:
             slot = task.result()
             if cls in self._targets and len(self._ready.get(cls, ())) < self.size:
                 self._ready.setdefault(cls, deque()).append(slot)
+                slot.exited.add_done_callback(functools.partial(self._died, cls, slot))
                 self._notify(cls)
             else:
                 self._retire(slot)
+
+    def _died(self, cls: SlotClass, slot: Slot, _exit: object) -> None:
+        """A ready sandbox ended on its own (it was not claimed): remove it, start another."""
+        ready = self._ready.get(cls, deque())
+        if slot in ready:
+            ready.remove(slot)
+            log.warning("pool.slot_died", sandbox=slot.name, sandbox_class=cls.name)
+            self._retire(slot)
+            self._notify(cls)
+            self._wake.set()

@@ -173,7 +173,6 @@ class RunscBackend(SandboxBackend):
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         slot = self.pool.claim(cls)
-        log.debug("sandbox.claim", execution_id=spec.execution_id, hit=slot is not None)
         if slot is not None:
             self._ahead.discard(slot.name)
         else:
@@ -183,8 +182,13 @@ class RunscBackend(SandboxBackend):
                 return ExecutionResult(
                     status=Status.SANDBOX_ERROR, detail=f"the sandbox runtime failed: {exc}"
                 )
+        log.info(
+            "sandbox.assigned",
+            execution_id=spec.execution_id,
+            sandbox=slot.name,
+            started_ahead=slot.ahead,
+        )
         try:
-            log.debug("sandbox.execute", execution_id=spec.execution_id, sandbox=slot.name)
             result = await slot.execute(spec)
             return result.model_copy(update={"egress": slot.attachment.attempts()})
         finally:
@@ -197,18 +201,20 @@ class RunscBackend(SandboxBackend):
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    def _new_slot(self, lang: Language) -> Slot:
+    def _new_slot(self, lang: Language, *, ahead: bool) -> Slot:
         bundle = self.run_dir / uuid.uuid4().hex
         (bundle / "input").mkdir(parents=True)
-        return Slot(self.runtime, bundle, runner=lang.runner is not None)
+        slot = Slot(self.runtime, bundle, runner=lang.runner is not None, ahead=ahead)
+        if ahead:
+            self._ahead.add(slot.name)
+        return slot
 
     async def _boot_ahead(self, cls: SlotClass) -> Slot:
         """A pooled sandbox of `cls`: its runner started with the pool's pre-imports, at the
         refill's low CPU weight, waiting for a frame."""
         lang = language(cls.language)
         rootfs = await asyncio.to_thread(self.images.rootfs, cls.image)
-        slot = self._new_slot(lang)
-        self._ahead.add(slot.name)
+        slot = self._new_slot(lang, ahead=True)
         try:
             install_runner(slot.bundle / "input", lang)
             write_config(
@@ -237,7 +243,7 @@ class RunscBackend(SandboxBackend):
     async def _boot_cold(self, spec: ExecutionSpec, lang: Language, rootfs: Path) -> Slot:
         """A sandbox started for `spec` now: its runner (no pre-imports: nothing is gained
         by them on the request's own path), or for a language without one, its code."""
-        slot = self._new_slot(lang)
+        slot = self._new_slot(lang, ahead=False)
         try:
             attachment = await slot.attach(self.attacher(spec, slot.bundle))
             if lang.runner is not None:

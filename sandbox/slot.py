@@ -24,7 +24,7 @@ import psutil
 import structlog
 
 from sandbox.attachment import Attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, MiB
+from sandbox.base import ExecutionResult, ExecutionSpec, MiB, Status
 from sandbox.cgroup import SandboxCgroup
 from sandbox.runner.protocol import Record, RecordSplitter, execute_frame, new_token, parse_ready
 from sandbox.supervision import KILL_GRACE_S, Watch
@@ -85,12 +85,13 @@ class Runtime:
 class Slot:
     """One sandbox: `launch`, then (for a runner) `wait_ready`, `execute` once, `destroy`."""
 
-    def __init__(self, runtime: Runtime, bundle: Path, *, runner: bool) -> None:
+    def __init__(self, runtime: Runtime, bundle: Path, *, runner: bool, ahead: bool) -> None:
         self.runtime = runtime
         self.bundle = bundle
         self.name = bundle.name
         self.container = f"sg-{self.name}"
         self.runner = runner
+        self.ahead = ahead
         self.cgroup = SandboxCgroup(runtime.cgroup_parent, self.name, root=runtime.cgroup_root)
         self.attachment = Attachment()
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
@@ -163,10 +164,13 @@ class Slot:
         anything else first, or nothing within `timeout`."""
         assert self._process and self._process.stdout
         line = asyncio.ensure_future(self._process.stdout.readline())
-        waited: set[asyncio.Future[object]] = {line, self.exited}  # type: ignore[arg-type]
-        done, _ = await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if line in done and (record := parse_ready(line.result())) is not None:
-            return record
+        done, _ = await asyncio.wait(
+            (line, self.exited), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if line in done:
+            if (record := parse_ready(line.result())) is not None:
+                return record
+            raise BootFailed(f"the runner's first line is not `ready`: {line.result()[:200]!r}")
         line.cancel()
         if not done:
             raise BootFailed(f"the sandbox did not start within {timeout:g} s")
@@ -191,8 +195,15 @@ class Slot:
         assert self._process.stderr and not self.used
         self.used = True
         limits = spec.limits
-        self.cgroup.set_limits(memory_bytes=limits.memory_mb * MiB, cpus=limits.cpus)
-        self.cgroup.reset_counters()
+        try:
+            self.cgroup.set_limits(memory_bytes=limits.memory_mb * MiB, cpus=limits.cpus)
+            self.cgroup.reset_counters()
+        except OSError as exc:  # a memory limit below what the idle sandbox already uses
+            return ExecutionResult(
+                status=Status.SANDBOX_ERROR,
+                detail=f"the sandbox could not be given its limits ({exc.strerror or exc}); "
+                f"memory_mb {limits.memory_mb} may be below what the sandbox needs",
+            )
         watch = Watch(limits, self.cgroup)
         stdin = (spec.stdin or "").encode("utf-8")
         splitter = None

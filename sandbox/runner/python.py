@@ -18,10 +18,18 @@ import sys
 
 STARTUP_MODULES = frozenset(sys.modules)  # what a plain `python3 main.py` has loaded too
 
-import base64  # noqa: E402 - after the snapshot above, on purpose
+# After the snapshot above, on purpose; all of them now, before `ready`, not on the request's
+# path (linecache alone pulls in tokenize and friends).
+import _posixsubprocess  # noqa: E402
+import _thread  # noqa: E402
+import atexit  # noqa: E402
+import base64  # noqa: E402
 import errno  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
+import linecache  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 
 TYPE_CHECKING = False  # typing costs milliseconds to import under gVisor; mypy reads it anyway
 if TYPE_CHECKING:
@@ -105,17 +113,12 @@ def unshadow(files: dict[str, Any]) -> None:
         top = name.split(".")[0]
         if top in tops and name not in STARTUP_MODULES and top not in sys.builtin_module_names:
             del sys.modules[name]
-    import importlib
-
     importlib.invalidate_caches()
 
 
 def report_refused_forks(channel: Channel) -> None:
     """Wrap every way Python makes a process or thread so that one refused for the process
     limit (EAGAIN) is reported to the host, once per process, before the error propagates."""
-    import _posixsubprocess
-    import _thread
-
     reported = [0]
 
     def refused(call: str) -> None:
@@ -156,8 +159,6 @@ def report_refused_forks(channel: Channel) -> None:
 
 def set_limits(limits: dict[str, int]) -> None:
     """Lower the process limit to the frame's (never raise it: the sandbox's is the ceiling)."""
-    import resource
-
     wanted = limits.get("processes")
     if wanted:
         soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
@@ -177,8 +178,6 @@ def exit_code(exc: SystemExit) -> int:
 
 def run(source: str) -> int:
     """Run `source` as `__main__`; return the exit code the interpreter would exit with."""
-    import linecache
-
     # This module stays loaded under another name once the code's replaces it as `__main__`.
     sys.modules["sandgate_runner"] = sys.modules["__main__"]
     main = type(sys)("__main__")
@@ -210,8 +209,6 @@ def run(source: str) -> int:
 def finish(rc: int) -> int:
     """What the interpreter does on its way out, minus module teardown: wait for non-daemon
     threads, run atexit handlers, flush, drop `__main__`'s names (their finalizers run)."""
-    import atexit
-
     threading = sys.modules.get("threading")
     if threading is not None:
         try:
