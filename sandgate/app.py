@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -15,6 +15,7 @@ from guards.screener import Screener
 from sandbox import BackendConfig, SandboxBackend, backend_class
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
+from sandbox.pool import PoolObserver, PoolOptions, SlotClass
 from sandbox.slots import SandboxSlots
 from sandgate import __version__
 from sandgate.api import audit, execute, health, policies, screen
@@ -41,12 +42,18 @@ __all__ = ["create_app", "make_backend"]
 log = structlog.get_logger(__name__)
 
 
-def make_backend(settings: Settings) -> SandboxBackend:
-    """The sandbox backend the settings name."""
+def make_backend(
+    settings: Settings, slots: SandboxSlots | None = None, observer: PoolObserver | None = None
+) -> SandboxBackend:
+    """The sandbox backend the settings name; its warm pool's refill stays within `slots`."""
+    preimport = tuple(filter(None, settings.pool_preimport.split(",")))
     config = BackendConfig(
         state_dir=settings.state_dir,
         images=ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror),
         attacher=egress_attacher(allow_private=settings.egress_allow_private),
+        slots=slots,
+        pool=PoolOptions(size=settings.pool_size if slots else 0, preimport=preimport),
+        observer=observer,
         runsc_path=settings.runsc_path,
         runsc_platform=settings.runsc_platform,
         docker_url=settings.docker_url,
@@ -56,6 +63,19 @@ def make_backend(settings: Settings) -> SandboxBackend:
         docker_cgroup_root=settings.docker_cgroup_root,
     )
     return backend_class(settings.backend).from_config(config)
+
+
+def pool_classes(policies: PolicySet) -> set[SlotClass]:
+    """The sandbox classes the policies' executions run in: the ones the pool keeps warm."""
+    return {
+        SlotClass.for_limits(
+            language,
+            resolved.policy.limits.sandbox_limits(),
+            egress=bool(resolved.policy.network.egress),
+        )
+        for resolved in policies.policies.values()
+        for language in resolved.policy.languages
+    }
 
 
 def guard_options(settings: Settings) -> GuardOptions:
@@ -102,13 +122,19 @@ def open_auditor(settings: Settings) -> tuple[Auditor, bytes]:
 
 
 def load_policies(
-    settings: Settings, screener: Screener, metrics: Metrics, auditor: Auditor
+    settings: Settings,
+    screener: Screener,
+    metrics: Metrics,
+    auditor: Auditor,
+    on_loaded: Callable[[PolicySet], object],
 ) -> PolicyRegistry:
-    """The policy registry; every load and rejected reload is counted and audited."""
+    """The policy registry; every load and rejected reload is counted and audited, and every
+    set loaded is passed to `on_loaded`."""
 
     def on_change(loaded: PolicySet | None, rejected: Rejection | None) -> None:
         metrics.policy_reloads.labels("ok" if loaded else "rejected").inc()
         if loaded is not None:
+            on_loaded(loaded)
             details = {"policies": {n: p.hash for n, p in loaded.policies.items()}}
             event = Auditor.event(
                 "policy.load", key=None, request_id=None, client=None, verdict="ok", details=details
@@ -153,15 +179,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(screener.warm_up)
         metrics = Metrics()
         auditor, hmac_key = open_auditor(settings)
-        registry = load_policies(settings, screener, metrics, auditor)
-        backend = make_backend(settings)
+        slots = SandboxSlots(
+            settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+        )
+        backend = make_backend(settings, slots, metrics)
         lease = WorkerLease(settings.state_dir)
         if lease.alone():
             backend.reap()
         await asyncio.to_thread(lease.share)
-        slots = SandboxSlots(
-            settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+        # Reloads run on a thread; the pool lives on the loop. A reload drains the classes
+        # no policy uses any more.
+        loop = asyncio.get_running_loop()
+        registry = load_policies(
+            settings,
+            screener,
+            metrics,
+            auditor,
+            lambda p: loop.call_soon_threadsafe(backend.warm, pool_classes(p)),
         )
+        await backend.start()
         app.state.services = Services(
             settings=settings,
             keys=keys,
@@ -181,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "service.started",
             backend=backend.name,
             max_concurrency=settings.max_concurrency,
+            pool=backend.pool_state(),
             state_dir=str(settings.state_dir),
             version=__version__,
         )
@@ -190,7 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop_watching.set()
             await watcher
             keys.close()
-            backend.close()
+            await backend.aclose()
             lease.release()
             metrics.close()
             if auditor.enabled:

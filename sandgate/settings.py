@@ -9,9 +9,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PRIVATE_EGRESS_WARNING", "REPO_ROOT", "Settings"]
+__all__ = ["DEFAULT_PREIMPORT", "PRIVATE_EGRESS_WARNING", "REPO_ROOT", "Settings"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PREIMPORT = (
+    "json,re,datetime,collections,itertools,functools,math,random,decimal,fractions,statistics,"
+    "string,textwrap,dataclasses,enum,typing,pathlib,csv,io,base64,hashlib,uuid,copy,heapq"
+)
 PRIVATE_EGRESS_WARNING = (
     "SANDGATE_EGRESS_ALLOW_PRIVATE is on: policies naming an exact loopback or private "
     "address can reach it; for tests and labs only"
@@ -42,6 +46,19 @@ class Settings(BaseSettings):
         ge=1,
         le=1024,
         description="Sandboxes running at once on this host, across all workers.",
+    )
+    pool_size: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Sandboxes kept started ahead per class (image, language, process and disk "
+        "limits, egress) and per worker; 0 turns the warm pool off: every run starts cold.",
+    )
+    pool_preimport: str = Field(
+        DEFAULT_PREIMPORT,
+        pattern=r"^([A-Za-z_][A-Za-z0-9_.]*(,[A-Za-z_][A-Za-z0-9_.]*)*)?$",
+        description="Standard-library modules (comma-separated) a pooled Python sandbox "
+        "imports before it waits for code; empty for none.",
     )
     queue_timeout_s: float = Field(
         10.0, ge=0, le=300, description="How long a request waits for a free sandbox before 429."
