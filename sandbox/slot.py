@@ -151,9 +151,11 @@ class Slot:
         )
         try:
             while line := await reader.readline():
-                event, _, value = line.decode().partition(" ")
+                event, _, value = line.decode(errors="replace").partition(" ")
                 if event in ("exit", "failed") and not self.exited.done():
-                    self.exited.set_result(int(value) if event == "exit" else None)
+                    code = value.strip()
+                    ok = event == "exit" and code.lstrip("-").isdigit()
+                    self.exited.set_result(int(code) if ok else None)
         finally:
             transport.close()
             if not self.exited.done():
@@ -272,7 +274,8 @@ class Slot:
                         os.killpg(self._process.pid, signal.SIGKILL)
                     await self._process.wait()
             if self._status is not None:
-                await self._status
+                with contextlib.suppress(Exception):
+                    await self._status
             state = list(self.runtime.root.glob(f"{self.container}*"))
             if state:
                 await self.runtime.quiet("delete", "--force", self.container)

@@ -69,7 +69,7 @@ async def supervise(
     return watch.result(
         exit_code,
         cgroup.usage(),
-        extra_processes=attachment.processes,
+        extra_processes=attachment.processes + 1,  # the stub `env` and `sh` left (see Watch)
         oom=bool(state.get("OOMKilled")),
         runtime_errors=[state["Error"]] if state.get("Error") else [],
         backend="docker",
