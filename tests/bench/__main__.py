@@ -8,6 +8,7 @@ import time
 
 BENCHES = [
     "bench_execute",
+    "bench_pool",
     "bench_docker",
     "bench_screen",
     "bench_guards",
