@@ -51,17 +51,37 @@ class BundleError(ValueError):
     """A spec that cannot be laid out safely (e.g. a file path escaping /work)."""
 
 
+# The file system counts bytes, not characters: NAME_MAX per component; our own cap in total.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+MAX_PATH_DEPTH = 16
+
+
 def safe_relative_path(name: str) -> PurePosixPath:
-    """Validate a user-supplied file name: relative, no `..`, no empty or odd parts."""
+    """Validate a user-supplied file name: UTF-8, relative, no `..`, no empty or odd parts,
+    each component at most 255 bytes and the whole at most 1024 bytes."""
+    shown = ascii(name) if len(name) <= 80 else ascii(name[:80]) + "..."
     if not name or "\x00" in name or "\\" in name:
-        raise BundleError(f"file path {name!r} is empty or has NUL or backslash characters")
+        raise BundleError(f"file path {shown} is empty or has NUL or backslash characters")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BundleError(f"file path {shown} is not valid UTF-8") from None
     path = PurePosixPath(name)
     if path.is_absolute():
-        raise BundleError(f"file path {name!r} is absolute; paths are relative to /work")
-    if any(part in ("..", ".", "") for part in name.split("/")):
-        raise BundleError(f"file path {name!r} has '..', '.' or empty parts")
-    if len(path.parts) > 16 or len(name) > 255:
-        raise BundleError(f"file path {name!r} is too deep or too long")
+        raise BundleError(f"file path {shown} is absolute; paths are relative to /work")
+    parts = name.split("/")
+    if any(part in ("..", ".", "") for part in parts):
+        raise BundleError(f"file path {shown} has '..', '.' or empty parts")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise BundleError(f"file path {shown} is deeper than {MAX_PATH_DEPTH} parts")
+    if len(encoded) > MAX_PATH_BYTES or any(
+        len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts
+    ):
+        raise BundleError(
+            f"file path {shown} is too long: at most {MAX_NAME_BYTES} bytes a part and "
+            f"{MAX_PATH_BYTES} in all (UTF-8)"
+        )
     return path
 
 
