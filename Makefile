@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test bench eval lint
+.PHONY: setup run test test-fast bench eval lint
 
 setup:
 	.ci/setup run
@@ -17,6 +17,11 @@ run: setup
 test:
 	.ci/setup test
 	$(VENV)/bin/pytest
+
+# The in-process tests only (no sandbox, no service process, no database server): < 1 minute.
+test-fast:
+	.ci/setup run
+	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not slow and not live"
 
 bench:
 	.ci/setup test

@@ -11,7 +11,7 @@ A backend takes an `ExecutionSpec` (code, inputs, `Limits`, egress rules) and re
     output_limit   stdout or stderr passed its cap; the sandbox was killed at once
     sandbox_error  the sandbox itself failed (runtime error, missing image); not the code's fault
 
-`blocked` (refused by screening before any sandbox starts) is set by the service, never here.
+A request screening refuses never reaches a backend: `blocked` is the service's status.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ class Status(StrEnum):
     MEMORY_LIMIT = "memory_limit"
     PIDS_LIMIT = "pids_limit"
     OUTPUT_LIMIT = "output_limit"
-    BLOCKED = "blocked"
     SANDBOX_ERROR = "sandbox_error"
 
 

@@ -11,10 +11,10 @@ import docker
 from docker.errors import DockerException
 
 from sandbox.image import ImageError, ImageStore
+from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.cli import audit
 from sandgate.audit.dsn import default_dsn, open_store
-from sandgate.auditing import Auditor
 from sandgate.keys import ApiKey, KeyStore, Scope
 from sandgate.metrics import share_metrics
 from sandgate.policy.cli import policy

@@ -11,9 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sandgate.errors import Forbidden, Unauthorized
 from sandgate.keys import ApiKey, Scope
+from sandgate.pipeline.caller import Caller
 from sandgate.services import Services
 
-__all__ = ["CurrentKey", "ServicesDep", "client_address", "require"]
+__all__ = ["CurrentKey", "ServicesDep", "caller", "client_address", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sg_...`")
 
@@ -58,3 +59,20 @@ def require(scope: Scope) -> Callable[[ApiKey], Coroutine[Any, Any, ApiKey]]:
         return key
 
     return check
+
+
+def caller(scope: Scope) -> Callable[..., Coroutine[Any, Any, Caller]]:
+    """A dependency that hands a pipeline its caller: a key holding `scope`, the request's id
+    and peer, and the state the audit trail reads."""
+    holder = require(scope)
+
+    # A default, not an annotation: string annotations cannot name this closure's `holder`.
+    async def build(request: Request, key: ApiKey = Depends(holder)) -> Caller:  # noqa: B008
+        return Caller(
+            key=key,
+            request_id=request.state.request_id,
+            client=client_address(request),
+            state=request.scope["state"],
+        )
+
+    return build

@@ -1,18 +1,67 @@
-"""The wire format of /execute and /screen (DESIGN.md, Contracts): request and response bodies."""
+"""The wire format of /execute and /screen (DESIGN.md, Contracts): request and response bodies.
+
+Every text field is `Text`: a string that can be encoded as UTF-8. JSON can carry a lone UTF-16
+surrogate (`"\\ud800"`), which no file, pipe or database can; such input is a 422 naming the
+field, at the edge, before anything is screened, run or written.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from guards import Action, Finding, Stage
 from sandbox.base import EgressAttempt, Status
 from sandbox.bundle import BundleError, safe_relative_path
 from sandbox.languages import LANGUAGES
-from sandgate.screening import StageScreening
+from sandgate.pipeline.screening import StageScreening
 
-__all__ = ["ExecuteRequest", "ExecuteResponse", "PolicyRef", "ScreenRequest", "ScreenResponse"]
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "ExecuteRequest",
+    "ExecuteResponse",
+    "ExecutionStatus",
+    "PolicyRef",
+    "ScreenRequest",
+    "ScreenResponse",
+    "Text",
+]
 
 MAX_FILES = 64
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"text is not valid UTF-8: a lone surrogate at character {exc.start}"
+        ) from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+
+
+class ExecutionStatus(StrEnum):
+    """How an execution ended: a sandbox `Status`, or `blocked` by screening before any ran."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    PIDS_LIMIT = "pids_limit"
+    OUTPUT_LIMIT = "output_limit"
+    BLOCKED = "blocked"
+    SANDBOX_ERROR = "sandbox_error"
+
+    @classmethod
+    def of(cls, status: Status) -> ExecutionStatus:
+        """The service's name for a sandbox's status."""
+        return cls(status.value)
 
 
 class ExecuteRequest(BaseModel):
@@ -20,18 +69,19 @@ class ExecuteRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(description="The program's source.", min_length=1)
+    code: Text = Field(description="The program's source.", min_length=1)
     language: str = Field("python", description="One of the languages the service has images for.")
-    stdin: str | None = Field(None, description="Text fed to the program's standard input.")
+    stdin: Text | None = Field(None, description="Text fed to the program's standard input.")
     timeout_s: float | None = Field(
         None, gt=0, description="Wall-clock limit; at most the policy's `limits.timeout_s`."
     )
-    files: dict[str, str] = Field(
+    files: dict[Text, Text] = Field(
         default_factory=dict,
         max_length=MAX_FILES,
-        description="Relative path -> text, written into the working directory /work.",
+        description="Relative path -> text, written into the working directory /work. Paths: "
+        "no `..`, at most 16 parts, 255 bytes a part and 1024 bytes in all (UTF-8).",
     )
-    policy: str | None = Field(None, description="A stricter policy to run under, by name.")
+    policy: Text | None = Field(None, description="A stricter policy to run under, by name.")
 
     @field_validator("code")
     @classmethod
@@ -44,7 +94,7 @@ class ExecuteRequest(BaseModel):
     @classmethod
     def _known_language(cls, name: str) -> str:
         if name not in LANGUAGES:
-            raise ValueError(f"unknown language {name!r}; known: {', '.join(sorted(LANGUAGES))}")
+            raise ValueError(f"unknown language; known: {', '.join(sorted(LANGUAGES))}")
         return name
 
     @field_validator("files")
@@ -75,18 +125,18 @@ class ExecuteResponse(BaseModel):
 
     execution_id: str
     request_id: str
-    status: Status
+    status: ExecutionStatus
     exit_code: int | None
     stdout: str
     stderr: str
     stdout_truncated: bool
     stderr_truncated: bool
-    stdout_base64: str | None = None
-    stderr_base64: str | None = None
+    stdout_base64: str | None = Field(None, description="Raw stdout when it is not valid UTF-8.")
+    stderr_base64: str | None = Field(None, description="Raw stderr when it is not valid UTF-8.")
     wall_ms: int
     cpu_ms: int
     peak_memory_bytes: int
-    detail: str | None = None
+    detail: str | None = Field(None, description="Why the status is what it is, when not `ok`.")
     output_withheld: bool = Field(
         False, description="True when output screening blocked stdout and stderr."
     )
@@ -102,9 +152,9 @@ class ScreenRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="The text, as it would go into or come out of the agent.")
+    text: Text = Field(description="The text, as it would go into or come out of the agent.")
     stage: Stage = Field(description="`input` (to a model), `output` (from it) or `code`.")
-    policy: str | None = Field(None, description="A stricter policy to screen under, by name.")
+    policy: Text | None = Field(None, description="A stricter policy to screen under, by name.")
 
 
 class ScreenResponse(BaseModel):
@@ -116,3 +166,20 @@ class ScreenResponse(BaseModel):
     text: str = Field(description="Redacted when the verdict is `redact`, else as sent.")
     policy: PolicyRef
     latency_ms: float
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a type per kind of failure, a message, and where (`details[].loc`)."""
+
+    type: str = Field(description="e.g. `unauthorized`, `invalid_request`, `busy`.")
+    message: str
+    details: list[dict[str, object]] | None = Field(
+        None, description="Per problem: `loc` (where, e.g. [`body`, `files`]) and `msg`."
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+    request_id: str | None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -18,7 +17,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness: the process answers.")
+@router.get("/health", name="health", summary="Liveness: the process answers.")
 async def health() -> dict[str, str]:
     """Always `ok` while the process serves requests."""
     return {"status": "ok"}
@@ -29,13 +28,23 @@ async def _audit_check(services: Services) -> dict[str, Any]:
     if not auditor.enabled:
         return {"ok": False, "detail": "auditing is off (SANDGATE_AUDIT_DSN=off)"}
     try:
-        head = await anyio.to_thread.run_sync(auditor.store.head)
+        records = await auditor.head_seq()
     except AuditError as exc:
         return {"ok": False, "detail": f"audit store unavailable: {type(exc).__name__}"}
-    return {"ok": True, "records": head.seq}
+    return {"ok": True, "records": records}
 
 
-@router.get("/ready", summary="Readiness: every part a request needs is in place.")
+@router.get(
+    "/ready",
+    name="ready",
+    summary="Readiness: every part a request needs is in place.",
+    responses={
+        503: {
+            "description": "Not ready: the failing checks say why (the same body as 200).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def ready(services: ServicesDep) -> JSONResponse:
     """Each check by name with `ok` and, when failing, what is wrong; 503 if any fails."""
     checks: dict[str, Any] = {

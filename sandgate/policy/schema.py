@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guards.config import ScreeningConfig
-from sandbox.base import Limits, MiB
+from sandbox.base import EgressSpec, Limits, MiB
 from sandbox.egress.rules import parse_rule
 from sandbox.languages import LANGUAGES
 
@@ -73,6 +73,17 @@ class Network(BaseModel):
     )
 
     _check_egress = field_validator("egress", "deny")(_entries)
+
+    def egress_spec(self) -> EgressSpec | None:
+        """What the sandbox may reach through its proxy; None (no network) when nothing."""
+        if not self.egress:
+            return None
+        return EgressSpec(
+            allow=tuple(self.egress),
+            deny=tuple(self.deny),
+            max_connections=self.max_connections,
+            max_bytes=self.max_bytes,
+        )
 
 
 class AuditPolicy(BaseModel):

@@ -1,0 +1,56 @@
+"""Admission: what the caller's policy allows a request to ask for, checked before anything runs.
+
+Every refusal here happens before any sandbox starts and before any text is screened, so a
+refused request has done nothing; the audit trail records the refusal with its reason.
+"""
+
+from __future__ import annotations
+
+from sandbox.base import Limits
+from sandgate.errors import InvalidInput, PayloadTooLarge, PolicyRefused
+from sandgate.models import ExecuteRequest
+from sandgate.policy.loader import ResolvedPolicy
+
+__all__ = ["admit_execution"]
+
+
+def _field(field: str, message: str) -> list[dict[str, object]]:
+    return [{"loc": ["body", field], "msg": message}]
+
+
+def admit_execution(request: ExecuteRequest, resolved: ResolvedPolicy) -> Limits:
+    """The limits `request` runs under; refuses what the policy does not allow."""
+    policy, limits = resolved.policy, resolved.policy.limits
+    if request.language not in policy.languages:
+        raise PolicyRefused(
+            f"language {request.language!r} is not allowed by policy {resolved.name!r}",
+            details=_field("language", "not allowed by the policy"),
+        )
+    size = len(request.code.encode("utf-8"))
+    if size > limits.max_code_bytes:
+        raise PayloadTooLarge(
+            f"code is {size} bytes; policy {resolved.name!r} allows {limits.max_code_bytes}",
+            details=_field("code", "too large"),
+        )
+    if len(request.files) > limits.max_files:
+        raise InvalidInput(
+            f"{len(request.files)} files; policy {resolved.name!r} allows {limits.max_files}",
+            details=_field("files", "too many files"),
+        )
+    files_bytes = sum(len(text.encode("utf-8")) for text in request.files.values())
+    if files_bytes > limits.max_files_bytes:
+        raise PayloadTooLarge(
+            f"files total {files_bytes} bytes; policy {resolved.name!r} allows "
+            f"{limits.max_files_bytes}",
+            details=_field("files", "too large"),
+        )
+    sandbox_limits = limits.sandbox_limits()
+    if request.timeout_s is None:
+        return sandbox_limits
+    if request.timeout_s > limits.timeout_s:
+        raise InvalidInput(
+            f"timeout_s {request.timeout_s:g} exceeds the limit of {limits.timeout_s:g} s "
+            f"of policy {resolved.name!r}",
+            details=_field("timeout_s", "above the policy's limit"),
+        )
+    return sandbox_limits.model_copy(update={"timeout_s": request.timeout_s})
