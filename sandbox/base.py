@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import abc
 from enum import StrEnum
+from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from sandbox.config import BackendConfig
 
 __all__ = [
     "EgressAttempt",
@@ -99,10 +103,17 @@ class ExecutionSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    execution_id: str
+    execution_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Names the execution's sandbox, bundle and cgroup on the host.",
+    )
     code: str
     language: str = "python"
-    image: str = "python"
+    image: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="The image (a recipe under `images/`) to run in; None: the language's own.",
+    )
     stdin: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Limits()
@@ -143,6 +154,11 @@ class SandboxBackend(abc.ABC):
 
     name: str
 
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> Self:
+        """The backend the service's settings describe (see `sandbox.registry`)."""
+        raise NotImplementedError(f"{cls.__name__} is not built from settings")
+
     @abc.abstractmethod
     async def run(self, spec: ExecutionSpec) -> ExecutionResult:
         """Run `spec` to completion within its limits."""
@@ -154,6 +170,11 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def reap(self) -> int:
         """Remove whatever a crashed earlier run of this service left; return how many."""
+
+    @abc.abstractmethod
+    def leftovers(self) -> list[str]:
+        """What of this backend's sandboxes is on the host now (processes, cgroups, files),
+        one line each; empty when nothing runs and nothing was left."""
 
     def warnings(self) -> list[str]:
         """Conditions that do not stop the service but an operator must know about."""

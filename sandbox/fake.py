@@ -42,3 +42,7 @@ class FakeBackend(SandboxBackend):
     def reap(self) -> int:
         """Nothing to reap."""
         return 0
+
+    def leftovers(self) -> list[str]:
+        """Nothing is ever left."""
+        return []

@@ -12,13 +12,12 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Self
 
-import psutil
 import structlog
 
 from sandbox.attachment import Attacher, Attachment, no_attachment
@@ -29,7 +28,9 @@ from sandbox.base import (
     SandboxUnavailable,
 )
 from sandbox.bundle import write_bundle
-from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
+from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup
+from sandbox.config import BackendConfig
+from sandbox.host import Footprint
 from sandbox.image import ImageError, ImageStore
 from sandbox.languages import language
 from sandbox.supervision import KILL_GRACE_S, Watch
@@ -37,8 +38,6 @@ from sandbox.supervision import KILL_GRACE_S, Watch
 __all__ = ["RunscBackend"]
 
 log = structlog.get_logger(__name__)
-
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class RunscBackend(SandboxBackend):
@@ -66,6 +65,24 @@ class RunscBackend(SandboxBackend):
         self.cgroup_root = cgroup_root
         self.cgroup_parent = f"sandgate/{self.instance}"
         self.attacher = attacher
+        self.footprint = Footprint(
+            cgroup_root=cgroup_root,
+            cgroup_parent=self.cgroup_parent,
+            directories=(("bundle", self.run_dir),),
+            scratch=(self.root,),
+            process_marker=f"--root={self.root}",
+        )
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> Self:
+        """runsc direct, with the settings' binary and platform."""
+        return cls(
+            state_dir=config.state_dir,
+            images=config.images,
+            runsc=config.runsc_path,
+            platform=config.runsc_platform,
+            attacher=config.attacher or no_attachment,
+        )
 
     # -- readiness and housekeeping -------------------------------------------------------
 
@@ -85,58 +102,24 @@ class RunscBackend(SandboxBackend):
             "state_writable": None if os.access(self.state_dir, os.W_OK) else "not writable",
         }
 
-    def _runsc_processes(self) -> list[psutil.Process]:
-        marker = f"--root={self.root}"
-        found = []
-        for proc in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                if marker in (proc.info["cmdline"] or []):
-                    found.append(proc)
-        return found
-
     def reap(self) -> int:
         """Kill this instance's leftover runsc processes, remove their cgroups and bundles."""
-        reaped = 0
-        for proc in self._runsc_processes():
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-                reaped += 1
-        psutil.wait_procs(self._runsc_processes(), timeout=5)
-        for controller in self.cgroup_root.iterdir():
-            parent = controller / self.cgroup_parent
-            if parent.is_dir():
-                reaped += sum(1 for p in parent.iterdir() if p.is_dir())
-                remove_tree(parent)
-        for directory in (self.run_dir, self.root):
-            if directory.is_dir():
-                reaped += sum(1 for _ in directory.iterdir())
-                shutil.rmtree(directory, ignore_errors=True)
-        for directory in (self.run_dir, self.root):
-            directory.mkdir(parents=True, exist_ok=True)
+        reaped = self.footprint.reap()
         if reaped:
             log.warning("sandbox.reaped", count=reaped, instance=self.instance)
         return reaped
 
     def leftovers(self) -> list[str]:
         """What of this instance is still on the host (processes, cgroups, bundles)."""
-        found = [f"process {p.pid}" for p in self._runsc_processes()]
-        for controller in self.cgroup_root.iterdir():
-            parent = controller / self.cgroup_parent
-            if parent.is_dir():
-                found += [f"cgroup {p}" for p in parent.iterdir() if p.is_dir()]
-        if self.run_dir.is_dir():
-            found += [f"bundle {p}" for p in self.run_dir.iterdir()]
-        return found
+        return self.footprint.leftovers()
 
     # -- one execution --------------------------------------------------------------------
 
     async def run(self, spec: ExecutionSpec) -> ExecutionResult:
         """Run `spec` in a fresh sandbox; everything it made is gone when this returns."""
-        if not _ID.match(spec.execution_id):
-            raise ValueError(f"execution id {spec.execution_id!r} is not a safe name")
         lang = language(spec.language)
         try:
-            rootfs = self.images.rootfs(lang.image)
+            rootfs = self.images.rootfs(spec.image or lang.image)
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         bundle = self.run_dir / spec.execution_id

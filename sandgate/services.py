@@ -18,11 +18,9 @@ from pydantic import SecretStr
 
 from guards.options import GuardOptions, NemoLLM
 from guards.screener import Screener
-from sandbox.base import SandboxBackend
-from sandbox.docker import DockerBackend
+from sandbox import BackendConfig, SandboxBackend, backend_class
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
-from sandbox.runsc import RunscBackend
 from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
@@ -59,26 +57,19 @@ class Services:
 
 def make_backend(settings: Settings) -> SandboxBackend:
     """The sandbox backend the settings name."""
-    images = ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
-    attacher = egress_attacher(allow_private=settings.egress_allow_private)
-    if settings.backend == "docker":
-        return DockerBackend(
-            state_dir=settings.state_dir,
-            images=images,
-            runtime=settings.docker_runtime,
-            uds_runtime=settings.docker_uds_runtime,
-            allow_runc=settings.docker_allow_runc,
-            base_url=settings.docker_url,
-            cgroup_root=settings.docker_cgroup_root,
-            attacher=attacher,
-        )
-    return RunscBackend(
+    config = BackendConfig(
         state_dir=settings.state_dir,
-        images=images,
-        runsc=settings.runsc_path,
-        platform=settings.runsc_platform,
-        attacher=attacher,
+        images=ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror),
+        attacher=egress_attacher(allow_private=settings.egress_allow_private),
+        runsc_path=settings.runsc_path,
+        runsc_platform=settings.runsc_platform,
+        docker_url=settings.docker_url,
+        docker_runtime=settings.docker_runtime,
+        docker_uds_runtime=settings.docker_uds_runtime,
+        docker_allow_runc=settings.docker_allow_runc,
+        docker_cgroup_root=settings.docker_cgroup_root,
     )
+    return backend_class(settings.backend).from_config(config)
 
 
 def guard_options(settings: Settings) -> GuardOptions:

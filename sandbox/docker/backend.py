@@ -15,31 +15,30 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import re
 import shutil
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 import structlog
 from docker.errors import DockerException, ImageNotFound, NotFound
 
-from sandbox._docker_client import API_VERSION, DAEMON_ERRORS, DockerCalls, short
-from sandbox._docker_spec import container_config, write_docker_inputs
-from sandbox._docker_supervise import supervise, thaw
 from sandbox.attachment import Attacher, no_attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable
-from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup, remove_tree
+from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup
+from sandbox.config import BackendConfig
+from sandbox.docker._client import DAEMON_ERRORS, DockerCalls, short
+from sandbox.docker._spec import container_config, write_docker_inputs
+from sandbox.docker._supervise import supervise, thaw
+from sandbox.host import Footprint
 from sandbox.image import ImageError, ImageStore
 from sandbox.languages import language
 from sandbox.supervision import KILL_GRACE_S
 
-__all__ = ["API_VERSION", "DockerBackend"]
+__all__ = ["DockerBackend"]
 
 log = structlog.get_logger(__name__)
-
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class DockerBackend(SandboxBackend):
@@ -72,6 +71,11 @@ class DockerBackend(SandboxBackend):
         self.cgroup_root = cgroup_root
         self.cgroup_parent = f"sandgate-docker/{self.instance}"
         self.attacher = attacher
+        self.footprint = Footprint(
+            cgroup_root=cgroup_root,
+            cgroup_parent=self.cgroup_parent,
+            directories=(("run dir", self.run_dir),),
+        )
         self._calls = DockerCalls(base_url, api_timeout_s)
         self.api = self._calls.api
         self._quick = self._calls.quick  # readiness checks must answer fast
@@ -79,6 +83,20 @@ class DockerBackend(SandboxBackend):
         self._unremoved: set[str] = set()  # removal failed (daemon down): retried later
         if runtime == "runc":
             log.warning("sandbox.docker.runc", allowed=allow_runc, detail=self.runc_warning)
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> Self:
+        """The daemon, runtimes and cgroup tree the settings name."""
+        return cls(
+            state_dir=config.state_dir,
+            images=config.images,
+            runtime=config.docker_runtime,
+            uds_runtime=config.docker_uds_runtime,
+            allow_runc=config.docker_allow_runc,
+            base_url=config.docker_url,
+            cgroup_root=config.docker_cgroup_root,
+            attacher=config.attacher,
+        )
 
     runc_warning = (
         "runtime runc shares the host kernel with the sandboxed code (no gVisor): "
@@ -161,15 +179,7 @@ class DockerBackend(SandboxBackend):
                     reaped += 1
         except DAEMON_ERRORS as exc:
             log.error("sandbox.docker.reap_failed", error=short(exc))
-        for controller in self.cgroup_root.iterdir():
-            parent = controller / self.cgroup_parent
-            if parent.is_dir():
-                reaped += sum(1 for p in parent.iterdir() if p.is_dir())
-                remove_tree(parent)
-        if self.run_dir.is_dir():
-            reaped += sum(1 for _ in self.run_dir.iterdir())
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        reaped += self.footprint.reap()
         if reaped:
             log.warning("sandbox.reaped", count=reaped, instance=self.instance, backend="docker")
         return reaped
@@ -189,27 +199,20 @@ class DockerBackend(SandboxBackend):
                     joined = " ".join(cmdline)
                     if any(cid in joined for cid in ids):
                         found.append(f"process {proc.pid}")
-        for controller in self.cgroup_root.iterdir():
-            parent = controller / self.cgroup_parent
-            if parent.is_dir():
-                found += [f"cgroup {p}" for p in parent.iterdir() if p.is_dir()]
-        if self.run_dir.is_dir():
-            found += [f"run dir {p}" for p in self.run_dir.iterdir()]
-        return found
+        return found + self.footprint.leftovers()
 
     # -- one execution --------------------------------------------------------------------
 
     async def run(self, spec: ExecutionSpec) -> ExecutionResult:
         """Run `spec` in a fresh container; everything it made is gone when this returns."""
-        if not _ID.match(spec.execution_id):
-            raise ValueError(f"execution id {spec.execution_id!r} is not a safe name")
         if self.runtime == "runc" and not self.allow_runc:
             raise SandboxUnavailable(self.runc_warning + "; refusing to run")
         if spec.egress is not None and self.attacher is None:
             raise SandboxUnavailable("egress was asked for but this backend has no egress proxy")
         lang = language(spec.language)
+        image_name = spec.image or lang.image
         try:
-            image = self.images.docker_tag(lang.image)
+            image = self.images.docker_tag(image_name)
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         directory = self.run_dir / spec.execution_id
@@ -240,7 +243,7 @@ class DockerBackend(SandboxBackend):
                 except ImageNotFound as exc:
                     raise SandboxUnavailable(
                         f"Docker image {image} is missing; "
-                        f"run `sandgate image build {lang.image} --docker`"
+                        f"run `sandgate image build {image_name} --docker`"
                     ) from exc
                 cid: str = created["Id"]
                 self._ours.append(cid)

@@ -12,11 +12,11 @@ from pathlib import Path
 import structlog
 from docker.errors import DockerException
 
-from sandbox._docker_client import DockerCalls
-from sandbox._docker_stream import open_attach_stream
 from sandbox.attachment import Attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, SandboxUnavailable
 from sandbox.cgroup import SandboxCgroup
+from sandbox.docker._client import DockerCalls
+from sandbox.docker._stream import open_attach_stream
 from sandbox.supervision import KILL_GRACE_S, Watch
 
 __all__ = ["kill", "supervise", "thaw"]
