@@ -49,7 +49,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=60.0, pool=30.0)
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRY_WAIT_S = 60.0
-_BACKOFF = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
 
 
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)

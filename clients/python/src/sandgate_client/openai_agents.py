@@ -5,15 +5,14 @@
     from sandgate_client.openai_agents import execute_tool
     agent = Agent(name="analyst", tools=[execute_tool()])  # SANDGATE_URL, SANDGATE_API_KEY
 
-A service error reaches the model through the SDK's tool-failure message, with the service's
-own message in it.
+A service error reaches the model as the tool's output, with the service's own message in it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from agents import FunctionTool, function_tool
+from agents import FunctionTool, RunContextWrapper, function_tool
 from pydantic import Field
 
 from sandgate_client._tooling import (
@@ -25,6 +24,7 @@ from sandgate_client._tooling import (
     options_of,
 )
 from sandgate_client.async_client import AsyncSandgate
+from sandgate_client.errors import SandgateError
 
 __all__ = ["execute_tool"]
 
@@ -42,5 +42,15 @@ def execute_tool(client: AsyncSandgate | None = None) -> FunctionTool:
         return describe_execution(result)
 
     return function_tool(
-        execute_code, name_override="execute_code", description_override=EXECUTE_DESCRIPTION
+        execute_code,
+        name_override="execute_code",
+        description_override=EXECUTE_DESCRIPTION,
+        failure_error_function=_failure,
     )
+
+
+def _failure(_context: RunContextWrapper[Any], error: Exception) -> str:
+    """What the model reads when the call failed: the service's own message, when it has one."""
+    if isinstance(error, SandgateError):
+        return f"the sandbox service refused or failed: {error}"
+    return f"the tool failed: {type(error).__name__}"
