@@ -23,10 +23,11 @@ __all__ = ["http_client", "mcp_http_server", "stdio_client", "text_of"]
 MCP_SCRIPT = str(Path(sys.executable).parent / "sandgate-mcp")
 
 
-def stdio_client(live: LiveServer, key: str | None = None) -> Client:
+def stdio_client(live: LiveServer, key: str | None = None, image: str | None = None) -> Client:
     """An MCP client that starts `sandgate-mcp` over stdio, acting with `key`."""
     env = {"SANDGATE_URL": live.url, "SANDGATE_API_KEY": key or live.key}
-    return Client(StdioServerParameters(command=MCP_SCRIPT, env=env))
+    args = ["--image", image] if image else []
+    return Client(StdioServerParameters(command=MCP_SCRIPT, args=args, env=env))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent, TextContent
 from pydantic import Field
 
+from sandgate_client._calls import ExecuteOptions, SessionOptions
 from sandgate_client._tooling import (
     CODE,
     EXECUTE_DESCRIPTION,
@@ -87,8 +88,12 @@ def _file_content(path: str, data: bytes) -> Content:
         return TextContent(type="text", text=f"{len(data)} bytes, base64: {encoded}")
 
 
-def build_server(url: str | None = None, api_key: str | None = None) -> MCPServer[Any]:
-    """The MCP server, forwarding to the service at `url` (default `SANDGATE_URL`)."""
+def build_server(
+    url: str | None = None, api_key: str | None = None, image: str | None = None
+) -> MCPServer[Any]:
+    """The MCP server, forwarding to the service at `url` (default `SANDGATE_URL`); `image`
+    is the sandbox image of every execution and session (default: the service's)."""
+    chosen: ExecuteOptions = {"image": image} if image else {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[_State]:
@@ -117,7 +122,8 @@ def build_server(url: str | None = None, api_key: str | None = None) -> MCPServe
         timeout_s: Annotated[float | None, Field(gt=0, description=TIMEOUT)] = None,
     ) -> list[Content]:
         with _as_tool_errors():
-            result = await sandgate(ctx).execute(code, **options_of(language, timeout_s))
+            options = options_of(language, timeout_s) | chosen
+            result = await sandgate(ctx).execute(code, **options)
             return _content(result)
 
     @server.tool(
@@ -128,7 +134,10 @@ def build_server(url: str | None = None, api_key: str | None = None) -> MCPServe
         ctx: Context, language: Annotated[str, Field(description=LANGUAGE)] = "python"
     ) -> str:
         with _as_tool_errors():
-            started = await sandgate(ctx).sessions.create(language=language)
+            options: SessionOptions = {"language": language}
+            if image:
+                options["image"] = image
+            started = await sandgate(ctx).sessions.create(**options)
         expires = (
             f", expires {started.info.expires_at.isoformat()}" if started.info.expires_at else ""
         )
@@ -198,10 +207,11 @@ def build_server(url: str | None = None, api_key: str | None = None) -> MCPServe
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: where to listen.")
 @click.option("--port", default=8765, show_default=True, help="HTTP: the port (path /mcp).")
 @click.option("--url", envvar="SANDGATE_URL", help="The Sandgate service [SANDGATE_URL].")
-def main(transport: str, host: str, port: int, url: str | None) -> None:
+@click.option("--image", help="Sandbox image of every run (python-data: numpy, matplotlib).")
+def main(transport: str, host: str, port: int, url: str | None, image: str | None) -> None:
     """An MCP server for a Sandgate service; the key comes from SANDGATE_API_KEY."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per call would bury the rest
-    server = build_server(url)
+    server = build_server(url, image=image)
     if transport == "stdio":
         server.run("stdio")
     else:
