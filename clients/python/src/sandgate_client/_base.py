@@ -126,7 +126,7 @@ def retry_options(max_retries: int, max_wait: float = MAX_RETRY_WAIT_S) -> dict[
     a wait longer than `max_wait` (a daily quota) is raised at once."""
 
     def retryable(exc: BaseException) -> bool:
-        if not isinstance(exc, RateLimited | Unavailable):
+        if not isinstance(exc, RateLimited | Unavailable):  # the service did nothing for these
             return False
         return exc.retry_after is None or exc.retry_after <= max_wait
 

@@ -162,13 +162,17 @@ class PayloadTooLarge(APIError):
     """413: the body, the code or a file is over the service's limit."""
 
 
-class RateLimited(APIError):
-    """429: no sandbox free in time (`busy`) or the key's rate limit (`rate_limited`)."""
+class _Retryable(APIError):
+    """An answer for which the service did nothing, so the call may be sent again."""
 
     @property
     def retry_after(self) -> float | None:
         """Seconds the service asks to wait (`Retry-After`), when it says."""
         return parse_retry_after(self.headers.get("retry-after"))
+
+
+class RateLimited(_Retryable):
+    """429: no sandbox free in time (`busy`) or the key's rate limit (`rate_limited`)."""
 
     @property
     def limit(self) -> int | None:
@@ -199,13 +203,8 @@ class ServerError(APIError):
     """500 or another 5xx: the service failed unexpectedly."""
 
 
-class Unavailable(APIError):
+class Unavailable(_Retryable):
     """503: a part the request needs is down (sandbox runtime, image, audit store)."""
-
-    @property
-    def retry_after(self) -> float | None:
-        """Seconds the service asks to wait (`Retry-After`), when it says."""
-        return parse_retry_after(self.headers.get("retry-after"))
 
 
 _BY_TYPE: dict[str, type[APIError]] = {
