@@ -26,13 +26,15 @@ from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
 from sandgate.executor import Executor
-from sandgate.keys import KeyStore
+from sandgate.keys import ApiKey, KeyStore
 from sandgate.lease import WorkerLease
 from sandgate.metrics import Metrics
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry, Rejection
 from sandgate.secretfile import persistent_secret
+from sandgate.sessions.manager import SessionManager
+from sandgate.sessions.registry import SessionRecord, SessionRegistry
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
 
@@ -53,6 +55,7 @@ class Services:
     metrics: Metrics
     screener: Screener
     auditor: Auditor
+    sessions: SessionManager
 
 
 def make_backend(settings: Settings) -> SandboxBackend:
@@ -148,6 +151,39 @@ def load_policies(
         ) from None
 
 
+def session_manager(
+    settings: Settings, backend: SandboxBackend, auditor: Auditor
+) -> SessionManager:
+    """The sessions of this process; an end that no request asked for (idle, ttl, a dead
+    sandbox, a restart) is audited as `session.end` with its reason."""
+
+    async def on_end(record: SessionRecord) -> None:
+        owner = ApiKey(
+            id=record.key_id,
+            name=record.key_name,
+            tenant=record.tenant,
+            scopes=[],
+            created_at=record.created_at,
+        )
+        event = Auditor.event(
+            "session.end",
+            key=owner,
+            request_id=None,
+            client=None,
+            verdict="ok",
+            status=record.end_reason,
+            details={"session_id": record.id, "executions": record.executions},
+        )
+        await auditor.record(event)
+
+    return SessionManager(
+        backend,
+        SessionRegistry(settings.state_dir / "sessions.db"),
+        memory_budget_mb=settings.sessions_memory_mb,
+        on_end=on_end,
+    )
+
+
 @asynccontextmanager
 async def running(
     settings: Settings,
@@ -174,6 +210,8 @@ async def running(
     slots = SandboxSlots(
         settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
     )
+    sessions = session_manager(settings, backend, auditor)
+    await sessions.start()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
     if settings.egress_allow_private:
@@ -195,10 +233,13 @@ async def running(
             metrics=metrics,
             screener=screener,
             auditor=auditor,
+            sessions=sessions,
         )
     finally:
         stop_watching.set()
         await watcher
+        await sessions.stop()
+        sessions.registry.close()
         keys.close()
         backend.close()
         lease.release()

@@ -2,15 +2,15 @@
 one audit record -> the answer.
 
 A `block` on the code runs nothing and answers `status: blocked`; a `redact` runs the code with
-its findings replaced. A `block` on the output withholds stdout and stderr; a `redact` returns
-them redacted; the raw `*_base64` bytes are dropped whenever screening changed anything. The
-answer goes out only once its record is committed; the store is checked before anything runs.
+its findings replaced. A `block` on the output withholds stdout, stderr, rich results and files;
+a `redact` returns them redacted; the raw `*_base64` bytes are dropped whenever screening
+changed anything (see `sandgate.pipeline.outcome`). The answer goes out only once its record
+is committed; the store is checked before anything runs.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from guards import Action, Stage
 from sandbox.base import ExecutionResult, ExecutionSpec
@@ -18,6 +18,7 @@ from sandgate.audit.auditor import Auditor
 from sandgate.models import ExecuteRequest, ExecuteResponse, ExecutionStatus, PolicyRef
 from sandgate.pipeline.admission import admit_execution
 from sandgate.pipeline.caller import Caller
+from sandgate.pipeline.outcome import answer, code_inputs, details, output_texts, spec_files
 from sandgate.pipeline.screening import Screened, screen_texts, strongest
 from sandgate.services import Services
 
@@ -30,12 +31,15 @@ async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> E
     limits = admit_execution(body, resolved)
     await services.auditor.ensure_writable()
     execution_id = uuid.uuid4().hex
-    screening = resolved.policy.screening
-    tenant = caller.key.tenant
+    screening, tenant = resolved.policy.screening, caller.key.tenant
 
-    inputs = {"code": body.code} | {f"file:{name}": text for name, text in body.files.items()}
     code = await screen_texts(
-        services.screener, inputs, Stage.CODE, screening, tenant=tenant, metrics=services.metrics
+        services.screener,
+        code_inputs(body),
+        Stage.CODE,
+        screening,
+        tenant=tenant,
+        metrics=services.metrics,
     )
     result: ExecutionResult | None = None
     output: Screened | None = None
@@ -47,14 +51,15 @@ async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> E
             code=code.shown("code"),
             language=body.language,
             stdin=body.stdin,
-            files={name: code.shown(f"file:{name}") for name in body.files},
+            files=spec_files(body, code),
+            outputs=tuple(body.outputs),
             limits=limits,
             egress=resolved.policy.network.egress_spec(),
         )
         result = await services.executor.run(spec, policy=resolved.name)
         output = await screen_texts(
             services.screener,
-            {"stdout": result.stdout, "stderr": result.stderr},
+            output_texts(result),
             Stage.OUTPUT,
             screening,
             tenant=tenant,
@@ -62,7 +67,8 @@ async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> E
         )
 
     policy = PolicyRef(name=resolved.name, hash=resolved.hash)
-    response = _answer(execution_id, caller.request_id, policy, code, result, output)
+    caps = resolved.policy.limits
+    response = answer(execution_id, caller.request_id, policy, caps, code, result, output)
     keep = resolved.policy.audit.content
     await caller.record(
         services.auditor,
@@ -75,78 +81,7 @@ async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> E
             verdict=strongest(*response.screening.values()).value,
             status=response.status.value,
             content=code.excerpts(keep) | (output.excerpts(keep) if output else {}),
-            details=_details(response, body, limits.model_dump()),
+            details=details(response, body, limits.model_dump()),
         ),
     )
     return response
-
-
-def _answer(
-    execution_id: str,
-    request_id: str,
-    policy: PolicyRef,
-    code: Screened,
-    result: ExecutionResult | None,
-    output: Screened | None,
-) -> ExecuteResponse:
-    """The answer, field by field: blocked (nothing ran), or the run with its output as
-    screening lets it go."""
-    if result is None or output is None:
-        return ExecuteResponse(
-            execution_id=execution_id,
-            request_id=request_id,
-            status=ExecutionStatus.BLOCKED,
-            exit_code=None,
-            stdout="",
-            stderr="",
-            stdout_truncated=False,
-            stderr_truncated=False,
-            wall_ms=0,
-            cpu_ms=0,
-            peak_memory_bytes=0,
-            detail=f"code blocked by screening: {code.stage.summary()}",
-            policy=policy,
-            screening={"code": code.stage},
-        )
-    withheld = output.verdict is Action.BLOCK
-    raw_ok = output.verdict is Action.ALLOW  # the raw bytes would carry what was replaced
-    return ExecuteResponse(
-        execution_id=execution_id,
-        request_id=request_id,
-        status=ExecutionStatus.of(result.status),
-        exit_code=result.exit_code,
-        stdout="" if withheld else output.shown("stdout"),
-        stderr="" if withheld else output.shown("stderr"),
-        stdout_truncated=result.stdout_truncated,
-        stderr_truncated=result.stderr_truncated,
-        stdout_base64=result.stdout_base64 if raw_ok else None,
-        stderr_base64=result.stderr_base64 if raw_ok else None,
-        wall_ms=result.wall_ms,
-        cpu_ms=result.cpu_ms,
-        peak_memory_bytes=result.peak_memory_bytes,
-        detail=result.detail,
-        output_withheld=withheld,
-        policy=policy,
-        egress=result.egress,
-        screening={"code": code.stage, "output": output.stage},
-    )
-
-
-def _details(response: ExecuteResponse, body: ExecuteRequest, limits: Any) -> dict[str, Any]:
-    """What the record keeps beyond excerpts: outcome, resource use, findings, egress."""
-    return {
-        "execution_id": response.execution_id,
-        "language": body.language,
-        "exit_code": response.exit_code,
-        "detail": response.detail,
-        "wall_ms": response.wall_ms,
-        "cpu_ms": response.cpu_ms,
-        "peak_memory_bytes": response.peak_memory_bytes,
-        "stdout_truncated": response.stdout_truncated,
-        "stderr_truncated": response.stderr_truncated,
-        "output_withheld": response.output_withheld,
-        "limits": limits,
-        "files": sorted(body.files),
-        "screening": {stage: s.audited() for stage, s in response.screening.items()},
-        "egress": [a.model_dump() for a in response.egress],
-    }
