@@ -273,7 +273,9 @@ class SandboxBackend(abc.ABC):
         raise NotImplementedError(f"{cls.__name__} is not built from settings")
 
     @abc.abstractmethod
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` to completion within its limits."""
 
     async def start_session(self, spec: SessionSpec) -> SandboxSession:

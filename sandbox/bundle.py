@@ -44,6 +44,7 @@ BASE_ENV = {
     "LANG": "C.UTF-8",
     "PYTHONPATH": WORK_DIR,
     "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",  # output reaches the host as it is written (streaming)
 }
 
 

@@ -111,12 +111,17 @@ class FakeBackend(SandboxBackend):
         )
         self.sessions: list[FakeSession] = []
 
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
-        """Record `spec`, then answer as scripted."""
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
+        """Record `spec`, then answer as scripted (its stdout also goes to `on_output`)."""
         if self.unavailable is not None:
             raise SandboxUnavailable(self.unavailable)
         self.runs.append(spec)
-        return self.answer(spec)
+        result = self.answer(spec)
+        if on_output is not None and result.stdout:
+            await on_output("stdout", result.stdout.encode())
+        return result
 
     async def start_session(self, spec: SessionSpec) -> SandboxSession:
         """A fake session answering as scripted."""

@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable
+from sandbox.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    OutputSink,
+    SandboxBackend,
+    SandboxUnavailable,
+)
 from sandgate.errors import Busy, Unavailable
 from sandgate.metrics import Metrics
 from sandgate.slots import NoSlot, SandboxSlots
@@ -61,9 +67,11 @@ class Executor:
         )
         return result
 
-    async def run(self, spec: ExecutionSpec, *, policy: str) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, *, policy: str, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` in a fresh sandbox, in a slot."""
         async with self.slot():
             log.info("execute.start", execution_id=spec.execution_id, policy=policy)
-            result = await self.backend.run(spec)
+            result = await self.backend.run(spec, on_output)
         return self.counted(result, spec.execution_id)

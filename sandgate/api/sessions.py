@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from sandgate.api.responses import errors
+from sandgate.api.streaming import STREAM_DOC, streamed, wants_stream
 from sandgate.deps import ServicesDep, caller
 from sandgate.keys import Scope
 from sandgate.models import (
@@ -20,6 +21,7 @@ from sandgate.models import (
 )
 from sandgate.pipeline import session_execute, session_files, sessions
 from sandgate.pipeline.caller import Caller
+from sandgate.pipeline.execution import events_for
 
 __all__ = ["router"]
 
@@ -72,14 +74,25 @@ async def delete(session_id: SessionId, services: ServicesDep, who: Who) -> Resp
 @router.post(
     "/{session_id}/execute",
     name="session.execute",
+    response_model=ExecuteResponse,
     summary="Run code in the session's interpreter (variables, imports and /work persist).",
-    responses=errors(400, 409, 413, 415, 429, *_OF_ONE),
+    responses=STREAM_DOC | errors(400, 409, 413, 415, 429, *_OF_ONE),
 )
 async def execute(
-    session_id: SessionId, body: ExecuteRequest, services: ServicesDep, who: Who
-) -> ExecuteResponse:
-    """The /execute answer plus `execution_count`."""
-    return await session_execute.execute_in_session(services, who, session_id, body)
+    session_id: SessionId, body: ExecuteRequest, request: Request, services: ServicesDep, who: Who
+) -> Any:
+    """The /execute answer plus `execution_count`; streamed with `Accept:
+    application/x-ndjson`."""
+    live, admission = await session_execute.admitted(services, who, session_id, body)
+    if not wants_stream(request):
+        return await session_execute.run(services, who, body, live, admission)
+    events = events_for(services, who, admission.resolved)
+    return streamed(
+        request,
+        services.auditor,
+        events,
+        lambda: session_execute.run(services, who, body, live, admission, events),
+    )
 
 
 @router.put(

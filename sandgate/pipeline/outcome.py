@@ -186,5 +186,6 @@ def details(response: ExecuteResponse, body: ExecuteRequest, limits: Any) -> dic
         "screening": {stage: s.audited() for stage, s in response.screening.items()},
         "egress": [a.model_dump() for a in response.egress],
         "results": [r.kind for r in response.results],
+        "execution_count": response.execution_count,
         "files_out": {p: {"size": f.size, "sha256": f.sha256} for p, f in response.files.items()},
     }
