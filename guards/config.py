@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guards.base import Action, Operator, Stage
+from guards.kinds import Action, Operator, Stage
 from guards.rules import InjectionRule, RecognizerSpec
 
-__all__ = ["DEFAULT_DETECTORS", "NemoConfig", "ScreeningConfig", "StageConfig"]
+__all__ = ["DEFAULT_DETECTORS", "DETECTOR_NAMES", "NemoConfig", "ScreeningConfig", "StageConfig"]
 
 DEFAULT_DETECTORS: dict[Stage, tuple[str, ...]] = {
     Stage.INPUT: ("pii", "secrets", "injection"),
@@ -39,16 +39,15 @@ _DETECTOR_ACTIONS = {
     "nemo": Action.BLOCK,
     "detect_secrets": Action.BLOCK,
 }
+# The names a policy may use; `guards.registry` maps each to its class (a test holds them equal).
+DETECTOR_NAMES = frozenset(_DETECTOR_ACTIONS)
 _ENTITY_KEY = r"^[A-Z][A-Z0-9_]{1,63}$"
 
 
 def _known_detectors(names: list[str]) -> list[str]:
-    from guards.registry import detector_names  # late: registry imports the detectors
-
-    known = detector_names()
-    unknown = [name for name in names if name not in known]
+    unknown = [name for name in names if name not in DETECTOR_NAMES]
     if unknown:
-        raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(known)}")
+        raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(DETECTOR_NAMES)}")
     if len(set(names)) != len(names):
         raise ValueError("a detector is listed twice")
     return names
