@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guards.config import ScreeningConfig, StageConfig
 from guards.kinds import Action, Operator, Stage
+from guards.normalise import Normalised
 from guards.options import GuardOptions
 
 __all__ = [
@@ -48,12 +49,17 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class ScanRequest:
-    """What a detector is asked to scan: normalised text and the policy in force."""
+    """What a detector is asked to scan: normalised text and the policy in force.
+
+    `norm` is the whole normalisation (the text as sent and the offset map), for a detector
+    that must also look at what was sent; `None` when the text was given already folded.
+    """
 
     text: str
     stage: Stage
     stage_config: StageConfig
     config: ScreeningConfig
+    norm: Normalised | None = None
 
 
 class Finding(BaseModel):
