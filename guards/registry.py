@@ -10,6 +10,7 @@ from __future__ import annotations
 from guards.base import Detector
 from guards.detect_secrets_check import DetectSecretsDetector
 from guards.injection import InjectionDetector
+from guards.injection_classifier import InjectionClassifier
 from guards.nemo import NemoDetector
 from guards.pii import PiiDetector
 from guards.secrets import SecretsDetector
@@ -20,6 +21,7 @@ DETECTORS: dict[str, type[Detector]] = {
     PiiDetector.name: PiiDetector,
     SecretsDetector.name: SecretsDetector,
     InjectionDetector.name: InjectionDetector,
+    InjectionClassifier.name: InjectionClassifier,
     NemoDetector.name: NemoDetector,
     DetectSecretsDetector.name: DetectSecretsDetector,
 }

@@ -11,7 +11,7 @@ from tests.eval.metrics import Counts, print_table
 
 __all__ = ["INJECTION_DETECTORS", "eval_injection"]
 
-INJECTION_DETECTORS = ("injection",)
+INJECTION_DETECTORS = ("injection", "injection_classifier")
 _POLICY = "default input policy (block)"
 
 

@@ -222,6 +222,7 @@ def test_when_active_entities_are_listed_then_each_detector_contributes(
         "pii",
         "secrets",
         "injection",
+        "injection_classifier",
         "nemo",
         "detect_secrets",
     }
