@@ -19,12 +19,16 @@ __all__ = ["NON_PERSONAL", "PATTERN_ENTITIES", "PiiDetector"]
 # Addresses that identify no one (loopback, unspecified, broadcast) are never reported.
 NON_PERSONAL = ["::1", "::", "127.0.0.1", "0.0.0.0", "255.255.255.255"]
 PATTERN_ENTITIES = (
+    "ABA_ROUTING_NUMBER",
+    "BANK_ACCOUNT",
     "CREDIT_CARD",
     "CRYPTO",
     "EMAIL_ADDRESS",
     "IBAN_CODE",
     "IP_ADDRESS",
+    "PASSPORT",
     "PHONE_NUMBER",
+    "UK_SORT_CODE",
     "US_BANK_NUMBER",
     "US_ITIN",
     "US_PASSPORT",
