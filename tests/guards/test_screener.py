@@ -75,8 +75,8 @@ def test_when_detector_action_is_set_then_types_without_own_action_follow_it(
 
 
 def test_when_score_is_below_threshold_then_finding_is_dropped(screen: Screen) -> None:
-    text = "call me at (415) 555-0132"  # phone with context scores 0.75
-    strict = ScreeningConfig(input=StageConfig(thresholds={"PHONE_NUMBER": 0.9}))
+    text = "call me at (415) 555-0132"  # a phone-only layout and a context word: 0.95
+    strict = ScreeningConfig(input=StageConfig(thresholds={"PHONE_NUMBER": 0.99}))
     assert screen(text).verdict == "redact"
     assert screen(text, config=strict).findings == []
 
