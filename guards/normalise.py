@@ -67,6 +67,7 @@ _IBAN_RUN = regex.compile(
 )
 _SEPARATORS = frozenset(" -")
 _GROUP = regex.compile(r"[0-9A-Za-z]+")
+_JOINING = regex.compile(r"[\d \-.,:/()+@]")
 _SHORT_TAIL = regex.compile(r"\d{4}[ \-]{1,2}\d{1,3}$")
 _MORE_DIGITS = regex.compile(r"[ \-]\d|\d")
 _NUMBERISH = regex.compile(r"[^\W\d_]{0,2}\d")
@@ -80,6 +81,9 @@ class Normalised:
     text: str
     starts: Sequence[int]
     ends: Sequence[int]
+    # Whether folding made a separator, a digit or a deletion out of something else: only
+    # then can a pattern match across what the raw text kept apart (see `guards.pii`).
+    may_join: bool = False
 
     def from_original(self, start: int, end: int) -> tuple[int, int] | None:
         """The span of `text` made from exactly the original span, or None if none was."""
@@ -101,15 +105,16 @@ def normalise(text: str) -> Normalised:
     """Fold `text` for detection, keeping the offset map (see the module docstring)."""
     if _PLAIN.fullmatch(text):
         return _join_numbers(Normalised(text, text, range(len(text)), range(1, len(text) + 1)))
-    folded, starts, ends = _fold(text)
-    return _join_numbers(Normalised(text, folded, starts, ends))
+    folded, starts, ends, may_join = _fold(text)
+    return _join_numbers(Normalised(text, folded, starts, ends, may_join))
 
 
-def _fold(text: str) -> tuple[str, list[int], list[int]]:
+def _fold(text: str) -> tuple[str, list[int], list[int], bool]:
     parts: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     last = ""
+    may_join = False
     for match in _TOKENS.finditer(text):
         begin, stop = match.span()
         chunk = match.group()
@@ -121,11 +126,13 @@ def _fold(text: str) -> tuple[str, list[int], list[int]]:
             out = _fold_cluster(chunk)
             if not out and last and _would_glue(last, text, begin, stop):
                 out = "\n"  # a boundary no number pattern continues across
+            elif out != chunk and (not out or _JOINING.search(out)):
+                may_join = True
             starts.extend([begin] * len(out))
             ends.extend([stop] * len(out))
         parts.append(out)
         last = out[-1:] or last
-    return "".join(parts), starts, ends
+    return "".join(parts), starts, ends, may_join
 
 
 def _would_glue(before: str, text: str, begin: int, at: int) -> bool:
@@ -203,6 +210,7 @@ def _join_numbers(norm: Normalised) -> Normalised:
         "".join(chars[i] for i in keep),
         [norm.starts[i] for i in keep],
         [norm.ends[i] for i in keep],
+        norm.may_join,
     )
 
 

@@ -92,7 +92,7 @@ class PiiDetector(SyncDetector):
 
         results = run(request.text)
         norm = request.norm
-        if norm is not None and norm.text != norm.original:
+        if norm is not None and norm.may_join:
             results += _as_sent(run(norm.original), results, norm)
         return detections(results)
 

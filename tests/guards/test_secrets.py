@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from guards import ScreeningConfig, Stage, StageConfig
 from guards.rules import RecognizerSpec
+from guards.secrets import MARKERS, may_hold_secret, shipped_recognizers
 from tests.guards._helpers import spans
 from tests.guards.conftest import Screen
 
@@ -173,3 +174,21 @@ def test_when_prose_only_mentions_a_password_then_nothing_is_found(
     screen: Screen, text: str
 ) -> None:
     assert not any(f.type == "PASSWORD" for f in screen(text).findings)
+
+
+def test_when_markers_are_listed_then_every_shipped_recognizer_has_them() -> None:
+    assert set(MARKERS) == {spec.name for spec in shipped_recognizers()}
+
+
+@pytest.mark.parametrize(
+    "text", [text for text, _kind, _value in FOUND] + [t for t, _v in PROSE_PASSWORDS]
+)
+def test_when_a_text_holds_a_secret_then_the_prefilter_lets_it_through(text: str) -> None:
+    assert may_hold_secret(text)
+
+
+def test_when_prose_holds_no_marker_then_presidio_is_not_called() -> None:
+    from tests.bench.bench_guards import texts
+
+    assert not may_hold_secret("The quick brown fox jumps over the lazy dog. " * 20)
+    assert not may_hold_secret(texts()["clean 1 KB"])
