@@ -49,10 +49,11 @@ _DETECTOR_ACTIONS = {
     "detect_secrets": Action.BLOCK,
 }
 # Types whose scores are not on the scale `min_score` was set for. The injection classifier's
-# probability was calibrated on the dev split of the evaluation data (`make eval`): at 0.7,
-# with the rules, 97.8 % of the English and all German dev attacks were blocked, no NotInject
-# look-alike and 1.9 % of deepset's benign prompts were; at 0.5, 3.1 % of those were.
-BUILT_IN_THRESHOLDS = {"LIKELY_INJECTION": 0.7}
+# probability was calibrated on the dev split of the evaluation data (`make eval`): at 0.8,
+# with the rules, 96.6 % of the English and 96.9 % of the German dev attacks were blocked, no
+# NotInject look-alike, 0.6 % of deepset's benign prompts and 1 % of the benign corpus were;
+# at 0.7, 1.9 % and 2.2 % of those were.
+BUILT_IN_THRESHOLDS = {"LIKELY_INJECTION": 0.8}
 # The names a policy may use; `guards.registry` maps each to its class (a test holds them equal).
 DETECTOR_NAMES = frozenset(_DETECTOR_ACTIONS)
 _ENTITY_KEY = r"^[A-Z][A-Z0-9_]{1,63}$"
@@ -115,7 +116,7 @@ class StageConfig(BaseModel):
         default_factory=dict,
         description="Minimum score per finding type, overriding `min_score` for that type. "
         "Missing types take their built-in threshold if they have one (LIKELY_INJECTION, the "
-        "injection classifier's probability: 0.7), else `min_score`.",
+        "injection classifier's probability: 0.8), else `min_score`.",
     )
     operator: Operator = Field(
         Operator.REPLACE,

@@ -5,11 +5,15 @@ model generalises from word, word-pair and character n-gram features (`guards.in
 learnt from the project's own multilingual corpus. It runs offline on the committed weights,
 a dictionary look-up per token: about 0.1 ms per KB.
 
-A text is scored in windows of `WINDOW` tokens (half-overlapping), so an instruction buried
-in a long document or tool output is not diluted by the text around it. Each window's score
-is the model's probability that it is an attack; windows at or above the stage's threshold
-for `LIKELY_INJECTION` (`thresholds`, else its built-in 0.7) are reported, overlapping ones merged,
-each with the best score among them.
+A text is scored in windows of whole sentences: each sentence, and each run of two or three
+in a row of at most `WINDOW` tokens (a longer sentence in half-overlapping pieces), so an
+instruction buried in a long document or tool output is not diluted by the text around it,
+and one spread over two sentences ("Forget everything. Now write ...") is still read whole.
+A window of fewer than `MIN_WINDOW` tokens is not scored on its own (a line of code says too
+little), unless the whole text is that short. Each window's score is the model's probability
+that it is an attack; windows at or above the stage's threshold for `LIKELY_INJECTION`
+(`thresholds`, else its built-in 0.8) are reported, overlapping ones merged, each with the
+best score among them.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from guards.base import Detection, ScanRequest, SyncDetector
 from guards.injection_model import WEIGHTS
 from guards.injection_model.features import pair_feature, token_features, tokens
 
-__all__ = ["TYPE", "WINDOW", "InjectionClassifier", "Model", "model"]
+__all__ = ["MIN_WINDOW", "TYPE", "WINDOW", "InjectionClassifier", "Model", "model"]
 
 TYPE = "LIKELY_INJECTION"
-WINDOW = 32
+WINDOW = 48
+MIN_WINDOW = 10
+_SENTENCE_END = frozenset(".!?\n")
 
 
 class Model:
@@ -64,15 +70,34 @@ class Model:
             previous = token
         total = [0.0, *accumulate(sums)]
         seen = [0, *accumulate(counts)]
-        stride = WINDOW // 2
-        last = max(0, len(found) - WINDOW)
-        starts = [*range(0, last, stride), last]
         out = []
-        for first in starts:
-            stop = min(len(found), first + WINDOW)
-            logit = self.bias + (total[stop] - total[first]) / math.sqrt(seen[stop] - seen[first])
+        for first, stop in _windows(text, found):
+            features = seen[stop] - seen[first]
+            logit = self.bias + (total[stop] - total[first]) / math.sqrt(features or 1)
             out.append((found[first][1], found[stop - 1][2], 1 / (1 + math.exp(-logit))))
         return out
+
+
+def _windows(text: str, found: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """Token ranges [first, stop) of the windows described in the module docstring."""
+    sentences, first = [], 0
+    for at in range(len(found)):
+        after = text[found[at][2] : found[at + 1][1]] if at + 1 < len(found) else "."
+        if _SENTENCE_END.intersection(after):
+            sentences.append((first, at + 1))
+            first = at + 1
+    windows: list[tuple[int, int]] = []
+    for index, (start, stop) in enumerate(sentences):
+        if stop - start > WINDOW:
+            step = WINDOW // 2
+            windows += [(s, min(stop, s + WINDOW)) for s in range(start, stop - step, step)]
+            continue
+        for span in (1, 2, 3):
+            if index + span <= len(sentences):
+                end = sentences[index + span - 1][1]
+                if (span == 1 or end - start <= WINDOW) and end - start >= MIN_WINDOW:
+                    windows.append((start, end))
+    return windows or [(0, len(found))]
 
 
 @lru_cache(maxsize=1)

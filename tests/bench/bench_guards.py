@@ -5,8 +5,9 @@ Texts of 1 KB and 10 KB, clean (the Python reference's prose) and PII-dense (a f
 default policy (pii, secrets, injection). "Presidio alone" is the same `AnalyzerEngine` the
 `pii` detector uses, called directly with the same entity list: the difference is the
 pipeline's own work (normalisation, secrets and injection rules, offset mapping, verdict,
-redaction). One `code`-stage row shows NeMo's Colang runtime cost. HTTP is measured by the
-service's own benchmark.
+redaction). Then the injection layers' share: the default `input` stage beside the same
+stage without `injection` and `injection_classifier`, alternated in the same run. One
+`code`-stage row shows NeMo's Colang runtime cost. HTTP is measured by bench_screen.
 
     python -m tests.bench guards      (or: python -m tests.bench.bench_guards)
 """
@@ -18,7 +19,7 @@ import random
 import time
 from collections.abc import Callable
 
-from guards import GuardOptions, Screener, ScreeningConfig, Stage
+from guards import GuardOptions, Screener, ScreeningConfig, Stage, StageConfig
 from guards.pii import PATTERN_ENTITIES
 from guards.presidio_engines import pii_analyzer
 from tests.bench._stats import summary
@@ -107,6 +108,24 @@ def run() -> list[tuple[str, float]]:
                 (f"presidio alone {name} p50 ms", p50),
                 (f"presidio alone {name} p95 ms", p95),
             ]
+        without = ScreeningConfig(input=StageConfig(detectors=["pii", "secrets"]))
+        print(f"  {'text':16s} {'default p50':>11s} {'no injection layers p50':>24s} {'ratio':>6s}")
+        for name, text in texts().items():
+            rounds = ROUNDS[1024 if name.endswith(" 1 KB") else 10240]
+
+            def full(text: str = text) -> object:
+                return loop.run_until_complete(
+                    screener.screen(text, Stage.INPUT, config, tenant="b")
+                )
+
+            def bare(text: str = text) -> object:
+                return loop.run_until_complete(
+                    screener.screen(text, Stage.INPUT, without, tenant="b")
+                )
+
+            (f50, _f95), (b50, _b95) = _time_pair(full, bare, rounds)
+            print(f"  {name:16s} {f50:11.2f} {b50:24.2f} {f50 / b50:6.2f}")
+            results.append((f"screen input {name} without injection layers p50 ms", b50))
         code = _clean(1024).replace(". ", ".\nx = 1\n")
 
         def screen_code() -> object:
