@@ -70,27 +70,23 @@ class _IpRecognizer(GroupPatternRecognizer):
         )
 
 
+# (class, entity, name, patterns) of each recognizer.
+_TABLE: list[tuple[type[GroupPatternRecognizer], str, str, list[tuple[str, str, float]]]] = [
+    (GroupPatternRecognizer, "PASSPORT", "Passport", [("after its name", _PASSPORT, 0.85)]),
+    (GroupPatternRecognizer, "BANK_ACCOUNT", "BankAccount", [("after its name", _ACCOUNT, 0.8)]),
+    (_RoutingRecognizer, "ABA_ROUTING_NUMBER", "Routing", [("after its name", _ROUTING, 0.9)]),
+    (GroupPatternRecognizer, "UK_SORT_CODE", "SortCode", [("after its name", _SORT_CODE, 0.85)]),
+    (_IpRecognizer, "IP_ADDRESS", "Ip", [("IPv4", _IPV4, 0.6), ("IPv6", _IPV6, 0.6)]),
+]
+
+
 def id_recognizers() -> list[Any]:
     """The recognizers, to add to the `pii` analyzer's registry."""
     return [
-        GroupPatternRecognizer(
-            supported_entity="PASSPORT", name="SandgatePassportRecognizer",
-            patterns=[Pattern("passport number after its name", _PASSPORT, 0.85)],
-        ),
-        GroupPatternRecognizer(
-            supported_entity="BANK_ACCOUNT", name="SandgateBankAccountRecognizer",
-            patterns=[Pattern("account number after its name", _ACCOUNT, 0.8)],
-        ),
-        _RoutingRecognizer(
-            supported_entity="ABA_ROUTING_NUMBER", name="SandgateRoutingRecognizer",
-            patterns=[Pattern("routing number after its name", _ROUTING, 0.9)],
-        ),
-        GroupPatternRecognizer(
-            supported_entity="UK_SORT_CODE", name="SandgateSortCodeRecognizer",
-            patterns=[Pattern("sort code after its name", _SORT_CODE, 0.85)],
-        ),
-        _IpRecognizer(
-            supported_entity="IP_ADDRESS", name="SandgateIpRecognizer",
-            patterns=[Pattern("IPv4", _IPV4, 0.6), Pattern("IPv6", _IPV6, 0.6)],
-        ),
-    ]  # fmt: skip
+        cls(
+            supported_entity=entity,
+            name=f"Sandgate{name}Recognizer",
+            patterns=[Pattern(label, rx, score) for label, rx, score in patterns],
+        )
+        for cls, entity, name, patterns in _TABLE
+    ]

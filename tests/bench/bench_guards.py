@@ -75,6 +75,17 @@ def _time_pair(
     return summary(a), summary(b)
 
 
+def _screening(
+    loop: asyncio.AbstractEventLoop, screener: Screener, text: str, config: ScreeningConfig
+) -> Callable[[], object]:
+    """A call that screens `text` on the `input` stage under `config`."""
+
+    def call() -> object:
+        return loop.run_until_complete(screener.screen(text, Stage.INPUT, config, tenant="b"))
+
+    return call
+
+
 def run() -> list[tuple[str, float]]:
     """Measure and print; returns (metric name, milliseconds) pairs."""
     screener = Screener(GuardOptions(hash_secret="benchmark-only-secret"))
@@ -91,10 +102,7 @@ def run() -> list[tuple[str, float]]:
         for name, text in texts().items():
             rounds = ROUNDS[1024 if name.endswith(" 1 KB") else 10240]
 
-            def screen(text: str = text) -> object:
-                return loop.run_until_complete(
-                    screener.screen(text, Stage.INPUT, config, tenant="b")
-                )
+            screen = _screening(loop, screener, text, config)
 
             def presidio(text: str = text) -> object:
                 return analyzer.analyze(text, language="en", entities=list(PATTERN_ENTITIES))
@@ -112,18 +120,11 @@ def run() -> list[tuple[str, float]]:
         print(f"  {'text':16s} {'default p50':>11s} {'no injection layers p50':>24s} {'ratio':>6s}")
         for name, text in texts().items():
             rounds = ROUNDS[1024 if name.endswith(" 1 KB") else 10240]
-
-            def full(text: str = text) -> object:
-                return loop.run_until_complete(
-                    screener.screen(text, Stage.INPUT, config, tenant="b")
-                )
-
-            def bare(text: str = text) -> object:
-                return loop.run_until_complete(
-                    screener.screen(text, Stage.INPUT, without, tenant="b")
-                )
-
-            (f50, _f95), (b50, _b95) = _time_pair(full, bare, rounds)
+            (f50, _f95), (b50, _b95) = _time_pair(
+                _screening(loop, screener, text, config),
+                _screening(loop, screener, text, without),
+                rounds,
+            )
             print(f"  {name:16s} {f50:11.2f} {b50:24.2f} {f50 / b50:6.2f}")
             results.append((f"screen input {name} without injection layers p50 ms", b50))
         code = _clean(1024).replace(". ", ".\nx = 1\n")
