@@ -77,3 +77,42 @@ async def eval_pii(screener: Screener, root: Path, show_dev_misses: bool = False
             ],
         )
         print(f"  target values still in a redacted text ({name}): {leaks[name]}")
+
+
+# Sentence frames written by the project, half with no phone word in them.
+_FRAMES = [
+    "You can reach me at {p}.", "My number is {p}", "Send it to {p} please", "{p}",
+    "Contact: {p}", "Tel. {p}", "Ring {p} after six.", "Her cell is {p}.", "Dial {p} for support",
+    "Details: {p}, Berlin office", "He wrote {p} on the form", "Try {p} tomorrow",
+]  # fmt: skip
+_LOCALES = [
+    "en_US", "en_GB", "de_DE", "fr_FR", "it_IT", "es_ES", "nl_NL", "sv_SE", "da_DK", "pt_BR",
+    "en_AU", "en_CA", "ja_JP", "cs_CZ", "fi_FI", "no_NO",
+]  # fmt: skip
+
+
+async def eval_generated_phones(screener: Screener, per_locale: int = 25) -> None:
+    """Phone recall on Faker's numbers of 16 locales in the frames above (seeded)."""
+    import random
+
+    from faker import Faker
+
+    rng = random.Random(3)
+    found = total = 0
+    for locale in _LOCALES:
+        fake = Faker(locale)
+        fake.seed_instance(7)
+        for _ in range(per_locale):
+            number = fake.phone_number()
+            text = rng.choice(_FRAMES).format(p=number)
+            result = await screener.screen(text, Stage.INPUT, PII_ONLY, tenant="eval")
+            at = text.index(number)
+            total += 1
+            found += any(
+                f.type == "PHONE_NUMBER" and f.start < at + len(number) and f.end > at
+                for f in result.findings
+            )
+    print(
+        f"\nPhone numbers from Faker ({len(_LOCALES)} locales, {total} texts): recall "
+        f"{found / total:.3f}"
+    )
