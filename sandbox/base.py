@@ -19,7 +19,9 @@ from __future__ import annotations
 import abc
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sandbox.languages import IMAGES, language
 
 __all__ = [
     "EgressAttempt",
@@ -103,13 +105,26 @@ class ExecutionSpec(BaseModel):
     execution_id: str
     code: str
     language: str = "python"
-    image: str = "python"
+    image: str | None = Field(
+        None, description="The image to run on (one that runs the language); None: its default."
+    )
     stdin: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Limits()
     egress: EgressSpec | None = Field(
         None, description="The egress allowlist; None means no network at all."
     )
+
+    @model_validator(mode="after")
+    def _runnable(self) -> ExecutionSpec:
+        chosen = self.image_name()  # raises UnknownLanguage or UnknownImage (ValueErrors)
+        if self.egress is not None and not IMAGES[chosen].egress:
+            raise ValueError(f"image {chosen!r} has no egress forwarder; egress must be None")
+        return self
+
+    def image_name(self) -> str:
+        """The image this spec runs on: `image`, or the language's default."""
+        return language(self.language).image_for(self.image)
 
 
 class ExecutionResult(BaseModel):

@@ -209,7 +209,7 @@ class DockerBackend(SandboxBackend):
             raise SandboxUnavailable("egress was asked for but this backend has no egress proxy")
         lang = language(spec.language)
         try:
-            image = self.images.docker_tag(lang.image)
+            image = self.images.docker_tag(spec.image_name())
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         directory = self.run_dir / spec.execution_id
@@ -240,7 +240,7 @@ class DockerBackend(SandboxBackend):
                 except ImageNotFound as exc:
                     raise SandboxUnavailable(
                         f"Docker image {image} is missing; "
-                        f"run `sandgate image build {lang.image} --docker`"
+                        f"run `sandgate image build {spec.image_name()} --docker`"
                     ) from exc
                 cid: str = created["Id"]
                 self._ours.append(cid)

@@ -136,7 +136,7 @@ class RunscBackend(SandboxBackend):
             raise ValueError(f"execution id {spec.execution_id!r} is not a safe name")
         lang = language(spec.language)
         try:
-            rootfs = self.images.rootfs(lang.image)
+            rootfs = self.images.rootfs(spec.image_name())
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         bundle = self.run_dir / spec.execution_id
