@@ -54,7 +54,7 @@ def image() -> None:
     "--jobs",
     "-j",
     type=click.IntRange(1, 8),
-    default=2,
+    default=4,
     show_default=True,
     help="Images built at once (debootstrap is mostly download and dpkg).",
 )
