@@ -8,14 +8,10 @@ program saw, and what the execution result records.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.server
-import io
 import socketserver
 import textwrap
 import threading
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +19,10 @@ import psutil
 import pytest
 
 from tests.conftest import ADMIN_KEY, make_state_dir
+from tests.egress._registry import WHEEL, demo_wheel
 from tests.helpers import LiveServer, start_server
 
 pytestmark = pytest.mark.sandbox
-
-WHEEL = "sgdemo-1.0-py3-none-any.whl"
 
 
 class World:
@@ -79,29 +74,9 @@ class World:
         self.server.server_close()
 
 
-def _wheel() -> bytes:
-    """A minimal, valid wheel for the local package index."""
-    buf = io.BytesIO()
-    files = {
-        "sgdemo/__init__.py": b"VALUE = 1\n",
-        "sgdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: sgdemo\nVersion: 1.0\n",
-        "sgdemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\n"
-        b"Tag: py3-none-any\n",
-    }
-    record = []
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{name},sha256={digest.decode()},{len(data)}")
-        record.append("sgdemo-1.0.dist-info/RECORD,,")
-        zf.writestr("sgdemo-1.0.dist-info/RECORD", "\n".join(record) + "\n")
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def worlds() -> Iterator[tuple[World, World]]:
-    wheel = _wheel()
+    wheel = demo_wheel()
     index = f'<html><body><a href="/files/{WHEEL}">{WHEEL}</a></body></html>'.encode()
     allowed = World({"/simple/sgdemo/": index, f"/files/{WHEEL}": wheel})
     forbidden = World()
