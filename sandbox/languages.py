@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = [
     "IMAGES",
@@ -20,6 +21,8 @@ __all__ = [
     "image",
     "language",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,17 +130,16 @@ class UnknownImage(ValueError):
 
 def language(name: str) -> Language:
     """Look a language up by name; raises UnknownLanguage naming the known ones."""
-    try:
-        return LANGUAGES[name]
-    except KeyError:
-        known = ", ".join(sorted(LANGUAGES))
-        raise UnknownLanguage(f"unknown language {name!r}; known: {known}") from None
+    return _lookup(LANGUAGES, name, "language", UnknownLanguage)
 
 
 def image(name: str) -> Image:
     """Look an image up by name; raises UnknownImage naming the known ones."""
+    return _lookup(IMAGES, name, "image", UnknownImage)
+
+
+def _lookup(table: Mapping[str, T], name: str, kind: str, error: type[ValueError]) -> T:
     try:
-        return IMAGES[name]
+        return table[name]
     except KeyError:
-        known = ", ".join(sorted(IMAGES))
-        raise UnknownImage(f"unknown image {name!r}; known: {known}") from None
+        raise error(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}") from None

@@ -19,9 +19,10 @@ from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate.settings import REPO_ROOT
-from tests.conftest import ADMIN_KEY, make_state_dir
+from tests.conftest import make_state_dir
 from tests.egress._registry import NPM_PACKAGE, WHEEL, StaticRegistry
-from tests.helpers import LiveServer, start_server
+from tests.egress._world import egress_service
+from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -56,20 +57,13 @@ def package_server(
     tmp_path_factory: pytest.TempPathFactory, registry: StaticRegistry, images: ImageStore
 ) -> Iterator[LiveServer]:
     images.ensure_many(["node", "python-data"], progress=lambda _line: None)
-    policies = tmp_path_factory.mktemp("package-policies")
     limits = "limits: {timeout_s: 60, cpu_s: 60, memory_mb: 512}\nlanguages: [python, node]\n"
-    (policies / "default.yaml").write_text(limits)
-    (policies / "index.yaml").write_text(
-        limits + f'network: {{egress: ["127.0.0.1:{registry.port}"]}}\n'
-    )
-    (policies / "bindings.yaml").write_text("default: default\nkeys: {env: index}\n")
-    state = make_state_dir(tmp_path_factory.mktemp("package-state"))
-    env = {
-        "SANDGATE_API_KEY": ADMIN_KEY,
-        "SANDGATE_POLICY_DIR": str(policies),
-        "SANDGATE_EGRESS_ALLOW_PRIVATE": "1",
+    policies = {
+        "default.yaml": limits,
+        "index.yaml": limits + f'network: {{egress: ["127.0.0.1:{registry.port}"]}}\n',
+        "bindings.yaml": "default: default\nkeys: {env: index}\n",
     }
-    with start_server(state, env) as live:
+    with egress_service(tmp_path_factory, "packages", policies) as live:
         yield live
 
 
