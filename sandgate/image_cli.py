@@ -9,7 +9,7 @@ from typing import Any
 import click
 from docker.errors import DockerException
 
-from sandbox.image import ImageError, ImageStatus, ImageStore
+from sandbox.image import BUILD_JOBS, ImageError, ImageStatus, ImageStore
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet, load_policy_set
 from sandgate.settings import Settings
@@ -54,7 +54,7 @@ def image() -> None:
     "--jobs",
     "-j",
     type=click.IntRange(1, 8),
-    default=4,
+    default=BUILD_JOBS,
     show_default=True,
     help="Images built at once (debootstrap is mostly download and dpkg).",
 )
