@@ -80,6 +80,18 @@ def test_when_built_then_listed_with_size_time_and_packages(
     assert builds == ["a"] and "up to date" in lines[0]
 
 
+def test_when_an_older_build_has_no_size_then_it_is_measured_once_and_kept(
+    tmp_path: Path, builds: list[str]
+) -> None:
+    store = ImageStore(recipes(tmp_path, "a"), tmp_path / "state")
+    store.ensure("a", progress=lambda _line: None)
+    manifest = store.path("a") / "manifest.json"
+    recorded = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({k: v for k, v in recorded.items() if k != "size_bytes"}))
+    assert store.status("a").size_bytes == recorded["size_bytes"]
+    assert json.loads(manifest.read_text())["size_bytes"] == recorded["size_bytes"]
+
+
 def test_when_a_build_fails_then_nothing_half_built_is_left(
     tmp_path: Path, builds: list[str]
 ) -> None:
