@@ -25,7 +25,9 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from sandbox.languages import IMAGES, language
 
 if TYPE_CHECKING:
     from sandbox.config import BackendConfig
@@ -122,9 +124,7 @@ class ExecutionSpec(BaseModel):
     code: str
     language: str = "python"
     image: str | None = Field(
-        None,
-        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
-        description="The image (a recipe under `images/`) to run in; None: the language's own.",
+        None, description="The image to run on (one that runs the language); None: its default."
     )
     stdin: str | None = None
     files: dict[str, str | bytes] = Field(
@@ -137,6 +137,17 @@ class ExecutionSpec(BaseModel):
     egress: EgressSpec | None = Field(
         None, description="The egress allowlist; None means no network at all."
     )
+
+    @model_validator(mode="after")
+    def _runnable(self) -> ExecutionSpec:
+        chosen = self.image_name()  # raises UnknownLanguage or UnknownImage (ValueErrors)
+        if self.egress is not None and not IMAGES[chosen].egress:
+            raise ValueError(f"image {chosen!r} has no egress forwarder; egress must be None")
+        return self
+
+    def image_name(self) -> str:
+        """The image this spec runs on: `image`, or the language's default."""
+        return language(self.language).image_for(self.image)
 
 
 class RichResult(BaseModel):

@@ -122,7 +122,7 @@ class RunscBackend(SandboxBackend):
         """Run `spec` in a fresh sandbox; everything it made is gone when this returns."""
         lang = language(spec.language)
         try:
-            rootfs = self.images.rootfs(spec.image or lang.image)
+            rootfs = self.images.rootfs(spec.image_name())
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         bundle = self.run_dir / spec.execution_id

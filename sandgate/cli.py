@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any
 
 import click
-import docker
-from docker.errors import DockerException
 
-from sandbox.image import ImageError, ImageStore
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.cli import audit
 from sandgate.audit.dsn import default_dsn, open_store
+from sandgate.image_cli import image
 from sandgate.keys import ApiKey, KeyStore, Scope
 from sandgate.metrics import share_metrics
 from sandgate.policy.cli import policy
@@ -31,6 +27,7 @@ def main() -> None:
 
 main.add_command(policy)
 main.add_command(audit)
+main.add_command(image)
 
 
 @main.command()
@@ -128,49 +125,3 @@ def keys_revoke(key_id: str) -> None:
         raise click.ClickException(f"no live key with id {key_id}")
     _audit_key_change("key.revoke", record)
     click.echo(f"revoked {record.id} ({record.name})")
-
-
-@main.group()
-def image() -> None:
-    """Sandbox images."""
-
-
-@image.command("build")
-@click.argument("names", nargs=-1)
-@click.option(
-    "--docker/--no-docker",
-    "to_docker",
-    default=None,
-    help="Also import into Docker as sandgate/<name>:<recipe hash> (default: when "
-    "SANDGATE_BACKEND=docker).",
-)
-def image_build(names: tuple[str, ...], to_docker: bool | None) -> None:
-    """Build the named images (default: all recipes) if their recipe changed."""
-    settings = Settings()
-    if to_docker is None:
-        to_docker = settings.backend == "docker"
-    store = ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
-    wanted = names or tuple(
-        sorted(p.parent.name for p in settings.images_dir.glob("*/recipe.yaml"))
-    )
-    try:
-        for name in wanted:
-            store.ensure(name, progress=lambda line: click.echo(line, err=True))
-            if to_docker:
-                store.ensure_docker(
-                    name, _docker_api(settings), progress=lambda line: click.echo(line, err=True)
-                )
-    except ImageError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except DockerException as exc:
-        click.echo(f"error: Docker: {exc} (is dockerd running? .ci/docker starts it)", err=True)
-        sys.exit(1)
-
-
-def _docker_api(settings: Settings) -> Any:
-    from sandbox.docker import API_VERSION
-
-    if settings.docker_url:
-        return docker.APIClient(base_url=settings.docker_url, version=API_VERSION, timeout=600)
-    return docker.from_env(version=API_VERSION, timeout=600).api

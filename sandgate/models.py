@@ -105,6 +105,12 @@ class ExecuteRequest(BaseModel):
 
     code: Text = Field(description="The program's source.", min_length=1)
     language: str = Field("python", description="One of the languages the service has images for.")
+    image: str | None = Field(
+        None,
+        max_length=64,
+        description="The image to run on (`python`, `python-data`, `node`, `bash`): one that "
+        "runs the language and that the policy allows; default the language's own.",
+    )
     stdin: Text | None = Field(None, description="Text fed to the program's standard input.")
     timeout_s: float | None = Field(
         None, gt=0, description="Wall-clock limit; at most the policy's `limits.timeout_s`."
@@ -245,6 +251,9 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     language: str = Field("python", description="The session's language, as for /execute.")
+    image: str | None = Field(
+        None, max_length=64, description="The session's image, as for /execute."
+    )
     policy: Text | None = Field(None, description="A stricter policy to run under, by name.")
     idle_timeout_s: float | None = Field(
         None, gt=0, description="Ends the session after this long unused; at most the policy's."

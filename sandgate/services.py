@@ -38,7 +38,7 @@ from sandgate.sessions.registry import SessionRecord, SessionRegistry
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
 
-__all__ = ["Services", "make_backend", "running"]
+__all__ = ["Services", "image_store", "make_backend", "running"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +56,19 @@ class Services:
     screener: Screener
     auditor: Auditor
     sessions: SessionManager
+    images: ImageStore
+
+
+def image_store(settings: Settings) -> ImageStore:
+    """The sandbox images of the settings' state directory."""
+    return ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
 
 
 def make_backend(settings: Settings) -> SandboxBackend:
     """The sandbox backend the settings name."""
     config = BackendConfig(
         state_dir=settings.state_dir,
-        images=ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror),
+        images=image_store(settings),
         attacher=egress_attacher(allow_private=settings.egress_allow_private),
         runsc_path=settings.runsc_path,
         runsc_platform=settings.runsc_platform,
@@ -234,6 +240,7 @@ async def running(
             screener=screener,
             auditor=auditor,
             sessions=sessions,
+            images=image_store(settings),
         )
     finally:
         stop_watching.set()

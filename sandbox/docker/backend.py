@@ -218,9 +218,8 @@ class DockerBackend(SandboxBackend):
         if spec.egress is not None and self.attacher is None:
             raise SandboxUnavailable("egress was asked for but this backend has no egress proxy")
         lang = language(spec.language)
-        image_name = spec.image or lang.image
         try:
-            image = self.images.docker_tag(image_name)
+            image = self.images.docker_tag(spec.image_name())
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         directory = self.run_dir / spec.execution_id
@@ -251,7 +250,7 @@ class DockerBackend(SandboxBackend):
                 except ImageNotFound as exc:
                     raise SandboxUnavailable(
                         f"Docker image {image} is missing; "
-                        f"run `sandgate image build {image_name} --docker`"
+                        f"run `sandgate image build {spec.image_name()} --docker`"
                     ) from exc
                 cid: str = created["Id"]
                 self._ours.append(cid)

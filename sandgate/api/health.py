@@ -34,6 +34,23 @@ async def _audit_check(services: Services) -> dict[str, Any]:
     return {"ok": True, "records": records}
 
 
+def _images_check(services: Services) -> dict[str, Any]:
+    """Every image with its recipe hash, size and whether it is built; failing when one the
+    loaded policies allow is not built."""
+    statuses = services.images.statuses()
+    allowed = {
+        i for p in services.policies.current.policies.values() for i in p.policy.allowed_images()
+    }
+    missing = sorted(s.name for s in statuses if s.name in allowed and not s.built)
+    check: dict[str, Any] = {
+        "ok": not missing,
+        "images": [s.model_dump(exclude_none=True) for s in statuses],
+    }
+    if missing:
+        check["detail"] = f"not built: {missing}; run `sandgate image build`"
+    return check
+
+
 @router.get(
     "/ready",
     name="ready",
@@ -54,6 +71,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks["audit"] = await _audit_check(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    checks["images"] = _images_check(services)
     screener = services.screener
     checks["screening"] = {
         "ok": True,

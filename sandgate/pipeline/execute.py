@@ -42,6 +42,7 @@ async def run(
             execution_id=admission.execution_id,
             code=admission.code.shown("code"),
             language=body.language,
+            image=body.image,
             stdin=body.stdin,
             files=spec_files(body, admission.code),
             outputs=tuple(body.outputs),

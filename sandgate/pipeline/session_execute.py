@@ -30,6 +30,11 @@ def _same_session(body: ExecuteRequest, live: LiveSession) -> None:
             f"the session runs {live.record.language}, not {body.language}",
             details=[{"loc": ["body", "language"], "msg": "not the session's language"}],
         )
+    if body.image not in (None, live.record.image):
+        raise InvalidInput(
+            f"the session runs on image {live.record.image!r}",
+            details=[{"loc": ["body", "image"], "msg": "not the session's image"}],
+        )
     if body.policy not in (None, live.policy.name):
         raise InvalidInput(
             f"the session runs under policy {live.policy.name!r} for its whole life",
@@ -43,6 +48,7 @@ async def admitted(
     """The caller's live session and the admitted request, before any answer starts."""
     live = services.sessions.live(caller.key, session_id)
     _same_session(body, live)
+    body = body.model_copy(update={"image": live.record.image})
     return live, await admit(services, caller, body, live.policy)
 
 

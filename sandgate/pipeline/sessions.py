@@ -11,9 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sandbox.base import SessionsUnsupported
+from sandbox.languages import language
 from sandgate.audit.auditor import Auditor
-from sandgate.errors import InvalidInput, NotSupported, PolicyRefused
+from sandgate.errors import InvalidInput, NotSupported
 from sandgate.models import PolicyRef, SessionCreate, SessionList, SessionView
+from sandgate.pipeline.admission import admit_runtime
 from sandgate.pipeline.caller import Caller
 from sandgate.services import Services
 from sandgate.sessions.registry import SessionRecord
@@ -62,17 +64,19 @@ async def create(services: Services, caller: Caller, body: SessionCreate) -> Ses
             "`sandgate serve --role worker` nodes to scale"
         )
     resolved = services.policies.resolve(caller.key.name, caller.key.tenant, body.policy)
-    if body.language not in resolved.policy.languages:
-        raise PolicyRefused(
-            f"language {body.language!r} is not allowed by policy {resolved.name!r}"
-        )
+    admit_runtime(resolved, body.language, body.image)
     rules = resolved.policy.sessions
     idle = _within("idle_timeout_s", body.idle_timeout_s, rules.idle_timeout_s)
     ttl = _within("ttl_s", body.ttl_s, rules.ttl_s)
     await services.auditor.ensure_writable()
     try:
         live = await services.sessions.create(
-            caller.key, resolved, language=body.language, image=None, idle_timeout_s=idle, ttl_s=ttl
+            caller.key,
+            resolved,
+            language=body.language,
+            image=language(body.language).image_for(body.image),
+            idle_timeout_s=idle,
+            ttl_s=ttl,
         )
     except SessionsUnsupported as exc:
         raise NotSupported(f"{exc}; the runsc backend does (SANDGATE_BACKEND=runsc)") from None

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from guards.config import ScreeningConfig
 from sandbox.base import EgressSpec, Limits, MiB
 from sandbox.egress.rules import parse_rule
-from sandbox.languages import LANGUAGES
+from sandbox.languages import IMAGES, LANGUAGES, UnknownImage, language
 
 __all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits", "SessionPolicy"]
 
@@ -164,7 +164,16 @@ class Policy(BaseModel):
     languages: list[str] = Field(
         default_factory=lambda: ["python"],
         min_length=1,
-        description=f"Languages (images) allowed; known: {', '.join(sorted(LANGUAGES))}.",
+        description=f"Languages allowed; known: {', '.join(sorted(LANGUAGES))}.",
+    )
+    images: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Sandbox images allowed; known: "
+        + "; ".join(f"{i.name} ({i.description})" for i in IMAGES.values())
+        + ". Missing: the default image of each allowed language ("
+        + ", ".join(f"{lang.name}: {lang.image}" for lang in LANGUAGES.values())
+        + "); an image beyond those (python-data) must be listed.",
     )
     network: Network = Field(default_factory=Network)
     sessions: SessionPolicy = Field(default_factory=SessionPolicy)
@@ -179,6 +188,26 @@ class Policy(BaseModel):
             raise ValueError(f"unknown language(s) {unknown}; known: {sorted(LANGUAGES)}")
         return names
 
+    @field_validator("images")
+    @classmethod
+    def _images_fit_languages(
+        cls, names: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        unknown = sorted(set(names or ()) - set(IMAGES))
+        if unknown:
+            raise ValueError(f"unknown image(s) {unknown}; known: {sorted(IMAGES)}")
+        languages = info.data.get("languages")
+        if names is None or languages is None:  # the default fits; bad languages say so there
+            return names
+        for name in names:
+            if not any(name in language(lang).images for lang in languages):
+                raise ValueError(f"image {name!r} runs none of the allowed languages {languages}")
+        for lang in languages:
+            if not set(language(lang).images) & set(names):
+                runs = list(language(lang).images)
+                raise ValueError(f"language {lang!r} has none of its images {runs} allowed")
+        return names
+
     @field_validator("labels")
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
@@ -186,3 +215,27 @@ class Policy(BaseModel):
         if bad:
             raise ValueError(f"label keys are 1-63 letters, digits, '_', '.', '-'; got {bad}")
         return labels
+
+    def allowed_images(self) -> list[str]:
+        """`images`, or when it is missing the default image of each allowed language."""
+        if self.images is not None:
+            return list(self.images)
+        return list(dict.fromkeys(language(name).image for name in self.languages))
+
+    def refusal(self, language_name: str, image_name: str | None = None) -> str | None:
+        """Why this policy does not run `language_name` code on `image_name` (default: the
+        language's own image), or None when it does."""
+        if language_name not in self.languages:
+            return f"language {language_name!r} is not allowed (allowed: {self.languages})"
+        try:
+            chosen = language(language_name).image_for(image_name)
+        except UnknownImage as exc:
+            return str(exc)
+        if chosen not in self.allowed_images():
+            return f"image {chosen!r} is not allowed (allowed: {self.allowed_images()})"
+        if self.network.egress and not IMAGES[chosen].egress:
+            return (
+                f"image {chosen!r} has no egress forwarder (no python3) and this policy's "
+                "network allows egress: name a policy without egress"
+            )
+        return None

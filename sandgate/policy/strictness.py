@@ -1,7 +1,8 @@
 """Whether one policy is at least as strict as another, and if not, where it is looser.
 
 A request may name a policy other than its key's bound one only if that policy is at least as
-strict everywhere: every limit at most the bound one's; languages a subset; every egress entry
+strict everywhere: every limit at most the bound one's; languages and images subsets (a missing
+`images` counts as the default image of each allowed language); every egress entry
 already allowed by the bound allowlist (and every bound deny entry kept); on every screening
 stage, at least the bound detectors, an action at least as severe (allow < redact < block) for
 every finding type either names, thresholds no higher, and the bound extra rules kept; and an
@@ -121,6 +122,8 @@ def looser_points(
         "sessions", req.sessions, bound.sessions
     )
     out += [f"languages adds {lang!r}" for lang in req.languages if lang not in bound.languages]
+    bound_images = bound.allowed_images()
+    out += [f"images adds {i!r}" for i in req.allowed_images() if i not in bound_images]
     out += _network(req.network, bound.network)
     for stage in Stage:
         out += _stage(
