@@ -124,7 +124,9 @@ class ExecutionSpec(BaseModel):
     code: str
     language: str = "python"
     image: str | None = Field(
-        None, description="The image to run on (one that runs the language); None: its default."
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="The image to run on (one that runs the language); None: its default.",
     )
     stdin: str | None = None
     files: dict[str, str | bytes] = Field(

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from guards import Action, Finding, Stage
 from sandbox.base import EgressAttempt, FileOut, RichResult, Status
 from sandbox.bundle import BundleError, safe_relative_path
-from sandbox.languages import LANGUAGES
+from sandbox.languages import IMAGES, LANGUAGES
 from sandgate.pipeline.screening import StageScreening
 
 __all__ = [
@@ -90,6 +90,22 @@ class FileIn(BaseModel):
         return base64.b64decode(self.content_base64)
 
 
+def _language(name: str) -> str:
+    if name not in LANGUAGES:
+        raise ValueError(f"unknown language; known: {', '.join(sorted(LANGUAGES))}")
+    return name
+
+
+def _image(name: str) -> str:
+    if name not in IMAGES:
+        raise ValueError(f"unknown image; known: {', '.join(sorted(IMAGES))}")
+    return name
+
+
+LanguageName = Annotated[str, AfterValidator(_language)]
+ImageName = Annotated[str, AfterValidator(_image)]
+
+
 def _output_pattern(pattern: str) -> str:
     if not pattern or pattern.startswith("/") or ".." in PurePosixPath(pattern).parts:
         raise ValueError("a glob relative to /work, without '..'")
@@ -104,10 +120,11 @@ class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Text = Field(description="The program's source.", min_length=1)
-    language: str = Field("python", description="One of the languages the service has images for.")
-    image: str | None = Field(
+    language: LanguageName = Field(
+        "python", description="One of the languages the service has images for."
+    )
+    image: ImageName | None = Field(
         None,
-        max_length=64,
         description="The image to run on (`python`, `python-data`, `node`, `bash`): one that "
         "runs the language and that the policy allows; default the language's own.",
     )
@@ -136,13 +153,6 @@ class ExecuteRequest(BaseModel):
         if not code.strip():
             raise ValueError("code is empty")
         return code
-
-    @field_validator("language")
-    @classmethod
-    def _known_language(cls, name: str) -> str:
-        if name not in LANGUAGES:
-            raise ValueError(f"unknown language; known: {', '.join(sorted(LANGUAGES))}")
-        return name
 
     @field_validator("files")
     @classmethod
@@ -250,10 +260,8 @@ class SessionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    language: str = Field("python", description="The session's language, as for /execute.")
-    image: str | None = Field(
-        None, max_length=64, description="The session's image, as for /execute."
-    )
+    language: LanguageName = Field("python", description="The session's language, as for /execute.")
+    image: ImageName | None = Field(None, description="The session's image, as for /execute.")
     policy: Text | None = Field(None, description="A stricter policy to run under, by name.")
     idle_timeout_s: float | None = Field(
         None, gt=0, description="Ends the session after this long unused; at most the policy's."
@@ -261,13 +269,6 @@ class SessionCreate(BaseModel):
     ttl_s: float | None = Field(
         None, gt=0, description="Ends the session this long after it starts; at most the policy's."
     )
-
-    @field_validator("language")
-    @classmethod
-    def _known_language(cls, name: str) -> str:
-        if name not in LANGUAGES:
-            raise ValueError(f"unknown language; known: {', '.join(sorted(LANGUAGES))}")
-        return name
 
 
 class SessionView(BaseModel):
