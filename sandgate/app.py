@@ -1,7 +1,8 @@
 """The app factory: the middleware, the error table, the routes, and the parts' lifespan.
 
-Middleware, outermost first: request ids and the access log line; the audit trail (one record
-per answered request its pipeline did not record); the request body limit (413).
+Middleware, outermost first: request ids and the access log line; the `RateLimit-*` headers of
+limited routes; the audit trail (one record per answered request its pipeline did not record);
+the request body limit (413).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sandgate.audit.trail import AuditTrail
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.ratelimit import RateLimitHeaders
 from sandgate.services import Services, running
 from sandgate.settings import Settings
 
@@ -66,6 +68,7 @@ def create_app(
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuditTrail, auditor=auditor)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware)
     for router in (
         health.router,

@@ -9,9 +9,10 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sandgate.errors import Forbidden, Unauthorized
+from sandgate.errors import Forbidden, RateLimited, Unauthorized
 from sandgate.keys import ApiKey, Scope
 from sandgate.pipeline.caller import Caller
+from sandgate.ratelimit import HEADERS_STATE, LimitedRoute
 from sandgate.services import Services
 
 __all__ = ["CurrentKey", "ServicesDep", "caller", "client_address", "require"]
@@ -61,13 +62,40 @@ def require(scope: Scope) -> Callable[[ApiKey], Coroutine[Any, Any, ApiKey]]:
     return check
 
 
-def caller(scope: Scope) -> Callable[..., Coroutine[Any, Any, Caller]]:
-    """A dependency that hands a pipeline its caller: a key holding `scope`, the request's id
-    and peer, and the state the audit trail reads."""
+async def _rate_check(request: Request, services: Services, key: ApiKey, route: str) -> None:
+    """Take a token for `route` from the key's and its tenant's buckets; 429 when empty."""
+    policies = services.policies.current
+    allowance = await services.limiter.admit(
+        key.id, policies.bound(key.name, key.tenant), key.tenant, policies, route
+    )
+    if allowance is None:
+        return
+    request.scope["state"][HEADERS_STATE] = allowance.headers()
+    if not allowance.allowed:
+        services.metrics.refused.labels("rate_limited").inc()
+        raise RateLimited(
+            f"rate limit of this {allowance.scope} for {route} reached; retry in "
+            f"{allowance.retry_after_s} s",
+            headers=allowance.headers(),
+        )
+
+
+def caller(
+    scope: Scope, route: LimitedRoute | None = None
+) -> Callable[..., Coroutine[Any, Any, Caller]]:
+    """A dependency that hands a pipeline its caller: a key holding `scope` (and, for a
+    limited `route`, a token of its rate limits), the request's id and peer, and the state the
+    audit trail reads."""
     holder = require(scope)
 
     # A default, not an annotation: string annotations cannot name this closure's `holder`.
-    async def build(request: Request, key: ApiKey = Depends(holder)) -> Caller:  # noqa: B008
+    async def build(
+        request: Request,
+        services: ServicesDep,
+        key: ApiKey = Depends(holder),  # noqa: B008
+    ) -> Caller:
+        if route is not None:
+            await _rate_check(request, services, key, route)
         return Caller(
             key=key,
             request_id=request.state.request_id,

@@ -12,6 +12,9 @@
     ├── InvalidInput         422 invalid_request     the schema or a rule of the policy is
     │                                                broken; `details` name each field (`loc`)
     ├── Busy                 429 busy                no sandbox slot in time (Retry-After)
+    ├── RateLimited          429 rate_limited        the key's or tenant's bucket is empty
+    │                                                (Retry-After, RateLimit-*)
+    ├── QuotaExceeded        429 quota_exceeded      a daily quota is used up; names it
     └── Unavailable          503 unavailable         backend, image or audit store down
         (AuditUnavailable from `sandgate.audit` is answered the same way)
 
@@ -43,6 +46,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyRefused",
+    "QuotaExceeded",
+    "RateLimited",
     "SandgateError",
     "Unauthorized",
     "Unavailable",
@@ -126,6 +131,20 @@ class Busy(SandgateError):
 
     status_code = 429
     type = "busy"
+
+
+class RateLimited(SandgateError):
+    """The key's or its tenant's rate-limit bucket for the route is empty."""
+
+    status_code = 429
+    type = "rate_limited"
+
+
+class QuotaExceeded(SandgateError):
+    """A daily quota of the key or its tenant is used up; the message names it."""
+
+    status_code = 429
+    type = "quota_exceeded"
 
 
 class Unavailable(SandgateError):

@@ -32,6 +32,7 @@ from sandgate.metrics import Metrics
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry, Rejection
+from sandgate.ratelimit import RateLimiter
 from sandgate.secretfile import persistent_secret
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
@@ -53,6 +54,7 @@ class Services:
     metrics: Metrics
     screener: Screener
     auditor: Auditor
+    limiter: RateLimiter
 
 
 def make_backend(settings: Settings) -> SandboxBackend:
@@ -174,6 +176,7 @@ async def running(
     slots = SandboxSlots(
         settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
     )
+    limiter = RateLimiter(settings.redis_url)
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
     if settings.egress_allow_private:
@@ -195,11 +198,13 @@ async def running(
             metrics=metrics,
             screener=screener,
             auditor=auditor,
+            limiter=limiter,
         )
     finally:
         stop_watching.set()
         await watcher
         keys.close()
+        await limiter.close()
         backend.close()
         lease.release()
         metrics.close()

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         min_length=16,
         description="Signs audit checkpoints. Unset: a key kept in <state_dir>/audit_hmac_key.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="`redis://host:port/db`: rate-limit buckets shared by every worker and host. "
+        "Unset: each worker process keeps its own buckets in memory.",
+    )
     shutdown_grace_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long running requests may finish."
     )

@@ -27,7 +27,7 @@ router = APIRouter(tags=["execute"])
 async def execute(
     body: ExecuteRequest,
     services: ServicesDep,
-    who: Annotated[Caller, Depends(caller(Scope.EXECUTE))],
+    who: Annotated[Caller, Depends(caller(Scope.EXECUTE, "execute"))],
 ) -> ExecuteResponse:
     """Run `code` under the caller's policy (or a stricter one it names). Answered only once
     the audit record of the execution is committed."""

@@ -1,0 +1,209 @@
+"""Rate limits per key and per tenant: token buckets from pyrate-limiter, in memory or in Redis.
+
+Each limited route (`execute`, `sessions`, `screen`) of each key has a bucket of the key's
+policy's `rate_limits`, and each tenant one of its policy's `tenant_rate_limits`, shared by all
+of its keys. A request takes one token from its key's bucket, then from its tenant's; it is
+refused (429 `rate_limited`, `Retry-After`) when either is empty, and a refused request spends
+nothing from the bucket that refused it. The buckets are pyrate-limiter's `TokenBucket` (GCRA:
+one number per bucket), kept in this process by default or, with `SANDGATE_REDIS_URL`, in Redis
+where every worker and host shares them (the update is one atomic Lua script).
+
+Every answer of a limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` (seconds until the bucket is full again) of the tighter of its two buckets:
+the dependency leaves them in the request's state and `RateLimitHeaders` adds them to whatever
+the answer turns out to be.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyrate_limiter import (
+    AbstractClock,
+    InMemoryStateStore,
+    Rate,
+    RateItem,
+    RedisStateStore,
+    StateBucket,
+    StateStore,
+    TokenBucket,
+    WallClock,
+)
+from redis.asyncio import Redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandgate.policy.budgets import RateLimit, RateLimits
+from sandgate.policy.loader import PolicySet, ResolvedPolicy
+
+__all__ = [
+    "HEADERS_STATE",
+    "Allowance",
+    "LimitedRoute",
+    "RateLimitHeaders",
+    "RateLimiter",
+    "tenant_policy",
+]
+
+LimitedRoute = Literal["execute", "sessions", "screen"]
+HEADERS_STATE = "ratelimit_headers"  # the request state's key for the headers of its answer
+_ALGORITHM = TokenBucket()
+# A rate of r a second as pyrate-limiter's integer `limit per interval (ms)`: exact to 1/1000.
+_INTERVAL_MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What one bucket says about a request: allowed or not, and what is left."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: int
+    retry_after_s: int
+    scope: Literal["key", "tenant"]
+
+    def headers(self) -> dict[str, str]:
+        """The `RateLimit-*` headers (and `Retry-After` when refused)."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_s),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after_s)
+        return headers
+
+
+def tenant_policy(policies: PolicySet, tenant: str) -> ResolvedPolicy:
+    """The policy bound to a tenant (its keys' own bindings aside): where its shared limits
+    and quotas come from."""
+    return policies.policies[policies.bindings.tenants.get(tenant) or policies.bindings.default]
+
+
+def _rate(limit: RateLimit) -> Rate:
+    return Rate(max(1, round(limit.rate * _INTERVAL_MS / 1000)), _INTERVAL_MS, burst=limit.burst)
+
+
+class RateLimiter:
+    """Token buckets per (key or tenant, route), in memory or in Redis."""
+
+    def __init__(self, redis_url: str | None = None, clock: AbstractClock | None = None) -> None:
+        self._redis: Redis | None = Redis.from_url(redis_url) if redis_url else None
+        self._clock = clock or WallClock()
+        self._buckets: dict[tuple[str, str], tuple[RateLimit, StateBucket]] = {}
+
+    @property
+    def storage(self) -> str:
+        """Where the buckets live: `memory` or `redis`."""
+        return "redis" if self._redis is not None else "memory"
+
+    async def close(self) -> None:
+        """Close the Redis connection, if any."""
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def ping(self) -> None:
+        """Raise if Redis does not answer (nothing to do in memory)."""
+        if self._redis is not None:
+            await self._redis.ping()
+
+    def _bucket(self, subject: str, route: str, limit: RateLimit) -> StateBucket:
+        known = self._buckets.get((subject, route))
+        if known is not None and known[0] == limit:
+            return known[1]
+        store: StateStore
+        if known is not None:  # the policy changed: same state, new rate
+            store = known[1].store
+        elif self._redis is not None:
+            store = RedisStateStore(self._redis, key=f"sandgate:ratelimit:{subject}:{route}")
+        else:
+            store = InMemoryStateStore()
+        bucket = StateBucket([_rate(limit)], algorithm=_ALGORITHM, store=store, clock=self._clock)
+        self._buckets[(subject, route)] = (limit, bucket)
+        return bucket
+
+    async def _take(
+        self, subject: str, route: str, limit: RateLimit, scope: Literal["key", "tenant"]
+    ) -> Allowance:
+        bucket = self._bucket(subject, route, limit)
+        item = RateItem(route, await _now(self._clock))
+        allowed = await _resolved(bucket.put(item))
+        rate = bucket.rates[0]
+        emission_ms = rate.interval / rate.limit
+        owed = min(rate.burst, await _resolved(bucket.count()))
+        retry_ms = 0 if allowed else await _resolved(bucket.waiting(item))
+        return Allowance(
+            allowed=allowed,
+            limit=rate.burst,
+            remaining=max(0, rate.burst - owed),
+            reset_s=math.ceil(owed * emission_ms / 1000),
+            retry_after_s=max(1, math.ceil(retry_ms / 1000)),
+            scope=scope,
+        )
+
+    async def admit(
+        self, key_id: str, key_policy: ResolvedPolicy, tenant: str, policies: PolicySet, route: str
+    ) -> Allowance | None:
+        """Take a token for `route` from the key's bucket, then its tenant's; the tighter
+        allowance (None when neither is limited). Refused: the first bucket that was empty."""
+        checks: list[tuple[str, RateLimit, Literal["key", "tenant"]]] = []
+        own = _limit(key_policy.policy.rate_limits, route)
+        if own is not None:
+            checks.append((f"key:{key_id}", own, "key"))
+        shared = _limit(tenant_policy(policies, tenant).policy.tenant_rate_limits, route)
+        if shared is not None:
+            checks.append((f"tenant:{tenant}", shared, "tenant"))
+        tightest: Allowance | None = None
+        for subject, limit, scope in checks:
+            allowance = await self._take(subject, route, limit, scope)
+            if not allowance.allowed:
+                return allowance
+            if tightest is None or allowance.remaining < tightest.remaining:
+                tightest = allowance
+        return tightest
+
+
+def _limit(limits: RateLimits, route: str) -> RateLimit | None:
+    found: RateLimit | None = getattr(limits, route)
+    return found
+
+
+async def _now(clock: AbstractClock) -> int:
+    return int(await _resolved(clock.now()))
+
+
+async def _resolved(value: Any) -> Any:
+    """pyrate-limiter answers in kind: a value in memory, an awaitable from async Redis."""
+    return await value if hasattr(value, "__await__") else value
+
+
+class RateLimitHeaders:
+    """ASGI middleware: adds the `RateLimit-*` headers a request's rate check left in its
+    state to its answer, whatever the answer is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            state: Mapping[str, Any] = scope.get("state", {})
+            extra: dict[str, str] | None = state.get(HEADERS_STATE)
+            if message["type"] == "http.response.start" and extra:
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                headers += [
+                    (name.lower().encode(), value.encode())
+                    for name, value in extra.items()
+                    if name.lower().encode() not in present
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
