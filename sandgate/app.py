@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandgate import __version__
-from sandgate.api import audit, execute, health, policies, screen
+from sandgate.api import audit, execute, health, policies, screen, usage
 from sandgate.api import metrics as metrics_api
 from sandgate.api.responses import install_openapi
 from sandgate.audit.auditor import Auditor
@@ -77,6 +77,7 @@ def create_app(
         policies.router,
         audit.router,
         metrics_api.router,
+        usage.router,
     ):
         app.include_router(router)
     install_openapi(app)

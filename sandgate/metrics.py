@@ -83,6 +83,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.cpu_budget_tripped = Gauge(
+            "sandgate_cpu_budget_tripped",
+            "1 while the host's CPU breaker refuses new executions (open or half-open).",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.cpu_seconds_last_hour = Gauge(
+            "sandgate_cpu_seconds_last_hour",
+            "CPU-seconds of executions on this host in the trailing hour (breaker's view).",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def cpu_budget_changed(self, state: str, used_s: float) -> None:
+        """The CPU breaker moved: the alert gauge follows it."""
+        self.cpu_budget_tripped.set(0 if state == "closed" else 1)
+        self.cpu_seconds_last_hour.set(used_s)
+
     def exposition(self) -> bytes:
         """The Prometheus text of this process, or of every worker when they share."""
         if not _shared():

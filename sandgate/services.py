@@ -25,6 +25,7 @@ from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
+from sandgate.breaker import CpuBreaker
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.lease import WorkerLease
@@ -32,10 +33,12 @@ from sandgate.metrics import Metrics
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry, Rejection
+from sandgate.quotas import Budgets
 from sandgate.ratelimit import RateLimiter
 from sandgate.secretfile import persistent_secret
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
+from sandgate.usage import SqliteUsageStore
 
 __all__ = ["Services", "make_backend", "running"]
 
@@ -55,6 +58,7 @@ class Services:
     screener: Screener
     auditor: Auditor
     limiter: RateLimiter
+    budgets: Budgets
 
 
 def make_backend(settings: Settings) -> SandboxBackend:
@@ -177,6 +181,15 @@ async def running(
         settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
     )
     limiter = RateLimiter(settings.redis_url)
+    usage = SqliteUsageStore(settings.state_dir / "usage.db")
+    breaker = CpuBreaker(
+        usage,
+        settings.cpu_budget_per_hour,
+        settings.cpu_breaker_cooldown_s,
+        on_change=metrics.cpu_budget_changed,
+    )
+    budgets = Budgets(usage, breaker)
+    budgets.prune()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
     if settings.egress_allow_private:
@@ -199,12 +212,14 @@ async def running(
             screener=screener,
             auditor=auditor,
             limiter=limiter,
+            budgets=budgets,
         )
     finally:
         stop_watching.set()
         await watcher
         keys.close()
         await limiter.close()
+        usage.close()
         backend.close()
         lease.release()
         metrics.close()

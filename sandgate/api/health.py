@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -54,6 +55,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks["audit"] = await _audit_check(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
     screener = services.screener
     checks["screening"] = {
         "ok": True,

@@ -1,5 +1,6 @@
-"""`POST /execute`, top to bottom: admission -> screen the code -> run -> screen the output ->
-one audit record -> the answer.
+"""`POST /execute`, top to bottom: admission (the policy's limits, the daily quotas, the host's CPU
+breaker) -> screen the code -> run (charged to the quotas) -> screen the output -> one audit
+record -> the answer.
 
 A `block` on the code runs nothing and answers `status: blocked`; a `redact` runs the code with
 its findings replaced. A `block` on the output withholds stdout and stderr; a `redact` returns
@@ -29,6 +30,7 @@ async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> E
     resolved = services.policies.resolve(caller.key.name, caller.key.tenant, body.policy)
     limits = admit_execution(body, resolved)
     await services.auditor.ensure_writable()
+    charge = await services.budgets.admit_execution(caller.key, services.policies.current)
     execution_id = uuid.uuid4().hex
     screening = resolved.policy.screening
     tenant = caller.key.tenant
@@ -52,6 +54,7 @@ async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> E
             egress=resolved.policy.network.egress_spec(),
         )
         result = await services.executor.run(spec, policy=resolved.name)
+        await services.budgets.charge_execution(caller.key, result.cpu_ms, charge)
         output = await screen_texts(
             services.screener,
             {"stdout": result.stdout, "stderr": result.stderr},
