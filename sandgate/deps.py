@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sandgate.errors import Forbidden, RateLimited, Unauthorized
 from sandgate.keys import ApiKey, Scope
+from sandgate.keys.expiry import when
 from sandgate.pipeline.caller import Caller
 from sandgate.ratelimit import HEADERS_STATE, LimitedRoute
 from sandgate.services import Services
@@ -38,6 +40,14 @@ async def _current_key(
     key = services.keys.lookup(credentials.credentials)
     if key is None:
         raise Unauthorized("invalid or revoked API key")
+    now = time.time()
+    if key.expired(now):
+        assert key.expires_at is not None
+        raise Unauthorized(
+            f"API key {key.id} expired at {when(key.expires_at)}: use its successor, or ask "
+            f"an operator for a new key (`sandgate keys rotate {key.id}`)"
+        )
+    services.keys.touch(key.id, now)
     structlog.contextvars.bind_contextvars(key_id=key.id, tenant=key.tenant)
     request.state.key = key  # for the audit record of a refusal further on
     return key

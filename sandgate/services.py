@@ -9,6 +9,8 @@ backend (a fake, for logic above the sandbox) or screener (one shared by many in
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,7 +29,9 @@ from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
 from sandgate.breaker import CpuBreaker
 from sandgate.executor import Executor
-from sandgate.keys import KeyStore
+from sandgate.keys import KeyStore, SqliteKeyStore
+from sandgate.keys.base import ENV_KEY_NAME
+from sandgate.keys.expiry import expires_at, expiring
 from sandgate.lease import WorkerLease
 from sandgate.metrics import Metrics
 from sandgate.policy.issues import PolicySetInvalid
@@ -43,6 +47,8 @@ from sandgate.usage import SqliteUsageStore
 __all__ = ["Services", "make_backend", "running"]
 
 log = structlog.get_logger(__name__)
+LAST_USED_FLUSH_S = 5.0  # how often the keys' `last_used_at` is written, in one batch
+EXPIRY_LOG_S = 3600.0  # how often keys close to expiry are logged
 
 
 @dataclass
@@ -154,6 +160,21 @@ def load_policies(
         ) from None
 
 
+async def _housekeeping(keys: KeyStore, registry: PolicyRegistry, stop: asyncio.Event) -> None:
+    """Until `stop`: write the keys' noted uses every few seconds, and log the keys close to
+    expiry at start and every hour."""
+    warned_at = 0.0
+    while not stop.is_set():
+        await asyncio.to_thread(keys.flush_last_used)
+        if time.monotonic() - warned_at >= EXPIRY_LOG_S or not warned_at:
+            warned_at = time.monotonic()
+            listed = await asyncio.to_thread(keys.list)
+            for warning in expiring(listed, registry.current, time.time()):
+                log.warning("key.expiring", detail=warning)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LAST_USED_FLUSH_S)
+
+
 @asynccontextmanager
 async def running(
     settings: Settings,
@@ -163,15 +184,16 @@ async def running(
 ) -> AsyncIterator[Services]:
     """Build the service's parts, yield them, and close them whatever happens."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(settings.state_dir / "keys.db")
-    if settings.api_key is not None:
-        keys.seed(settings.api_key.get_secret_value())
+    keys = SqliteKeyStore(settings.state_dir / "keys.db")
     if screener is None:
         screener = Screener(guard_options(settings))
         await asyncio.to_thread(screener.warm_up)
     metrics = Metrics()
     auditor = open_auditor(settings)
     registry = load_policies(settings, screener, metrics, auditor)
+    if settings.api_key is not None:
+        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
+        keys.seed(settings.api_key.get_secret_value(), expiry)
     backend = backend or make_backend(settings)
     lease = WorkerLease(settings.state_dir)
     if lease.alone():
@@ -192,6 +214,7 @@ async def running(
     budgets.prune()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
+    housekeeper = asyncio.create_task(_housekeeping(keys, registry, stop_watching))
     if settings.egress_allow_private:
         log.warning("egress.private_allowed", effect=PRIVATE_EGRESS_WARNING)
     log.info(
@@ -217,6 +240,7 @@ async def running(
     finally:
         stop_watching.set()
         await watcher
+        await housekeeper
         keys.close()
         await limiter.close()
         usage.close()

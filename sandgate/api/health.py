@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
+from sandgate.keys.expiry import expiring
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
 
@@ -71,6 +73,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
             f"policy reload rejected ({len(registry.rejected.issues)} problem(s), e.g. {first}); "
             "the last good policies stay in force"
         )
+    listed = await asyncio.to_thread(services.keys.list)
+    warnings += expiring(listed, registry.current, time.time())
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",
