@@ -1,6 +1,7 @@
 """The app factory: the middleware, the error table, the routes, and the parts' lifespan.
 
-Middleware, outermost first: request ids and the access log line; the `RateLimit-*` headers of
+Middleware, outermost first (inside FastAPI's own server span, `sandgate.tracing`): request
+metrics by route and status; request ids and the access log line; the `RateLimit-*` headers of
 limited routes; the audit trail (one record per answered request its pipeline did not record);
 the request body limit (413).
 """
@@ -23,9 +24,12 @@ from sandgate.audit.trail import AuditTrail
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.metrics import Metrics
+from sandgate.observe import RequestMetrics
 from sandgate.ratelimit import RateLimitHeaders
 from sandgate.services import Services, running
 from sandgate.settings import Settings
+from sandgate.tracing import FASTAPI_TELEMETRY
 
 __all__ = ["create_app"]
 
@@ -55,6 +59,9 @@ def create_app(
     def auditor() -> Auditor | None:
         return started[0].auditor if started else None
 
+    def metrics() -> Metrics | None:
+        return started[0].metrics if started else None
+
     docs = settings.public_docs
     app = FastAPI(
         title="Sandgate",
@@ -64,12 +71,14 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuditTrail, auditor=auditor)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     for router in (
         health.router,
         execute.router,

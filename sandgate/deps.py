@@ -16,6 +16,7 @@ from sandgate.keys.expiry import when
 from sandgate.pipeline.caller import Caller
 from sandgate.ratelimit import HEADERS_STATE, LimitedRoute
 from sandgate.services import Services
+from sandgate.tracing import span
 
 __all__ = ["CurrentKey", "ServicesDep", "caller", "client_address", "require"]
 
@@ -37,7 +38,8 @@ async def _current_key(
 ) -> ApiKey:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
-    key = services.keys.lookup(credentials.credentials)
+    with span("auth"):
+        key = services.keys.lookup(credentials.credentials)
     if key is None:
         raise Unauthorized("invalid or revoked API key")
     now = time.time()
@@ -75,9 +77,10 @@ def require(scope: Scope) -> Callable[[ApiKey], Coroutine[Any, Any, ApiKey]]:
 async def _rate_check(request: Request, services: Services, key: ApiKey, route: str) -> None:
     """Take a token for `route` from the key's and its tenant's buckets; 429 when empty."""
     policies = services.policies.current
-    allowance = await services.limiter.admit(
-        key.id, policies.bound(key.name, key.tenant), key.tenant, policies, route
-    )
+    with span("ratelimit", route=route):
+        allowance = await services.limiter.admit(
+            key.id, policies.bound(key.name, key.tenant), key.tenant, policies, route
+        )
     if allowance is None:
         return
     request.scope["state"][HEADERS_STATE] = allowance.headers()

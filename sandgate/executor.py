@@ -7,12 +7,16 @@ the spec on the backend (503 when the backend cannot start a sandbox) and counts
 
 from __future__ import annotations
 
+import time
+
 import structlog
+from opentelemetry.trace import Span
 
 from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable
 from sandgate.errors import Busy, Unavailable
 from sandgate.metrics import Metrics
 from sandgate.slots import NoSlot, SandboxSlots
+from sandgate.tracing import span, start_span
 
 __all__ = ["Executor"]
 
@@ -27,15 +31,26 @@ class Executor:
         self.slots = slots
         self.metrics = metrics
 
+    def _waited(self, waiting: Span, started: float) -> None:
+        """The wait for a slot is over (a slot, or none in time): its span and histogram."""
+        waiting.end()
+        self.metrics.queue_wait_seconds.observe(time.monotonic() - started)
+
     async def run(self, spec: ExecutionSpec, *, policy: str) -> ExecutionResult:
         """Run `spec` in a slot; Busy (429) when none frees up in time, Unavailable (503)
         when the backend cannot start a sandbox."""
+        waiting, started = start_span("sandbox.queue_wait"), time.monotonic()
         try:
             async with self.slots.acquire():
+                self._waited(waiting, started)
                 log.info("execute.start", execution_id=spec.execution_id, policy=policy)
-                with self.metrics.sandboxes_running.track_inprogress():
+                with (
+                    span("sandbox.run", execution_id=spec.execution_id, backend=self.backend.name),
+                    self.metrics.sandboxes_running.track_inprogress(),
+                ):
                     result = await self.backend.run(spec)
         except NoSlot:
+            self._waited(waiting, started)
             self.metrics.refused.labels("busy").inc()
             raise Busy(
                 f"all {self.slots.count} sandboxes are busy; retry later",
@@ -45,6 +60,7 @@ class Executor:
             raise Unavailable(str(exc)) from None
         self.metrics.executions.labels(result.status.value).inc()
         self.metrics.execution_seconds.observe(result.wall_ms / 1000)
+        self.metrics.execution_cpu_seconds.observe(result.cpu_ms / 1000)
         log.info(
             "execute.done",
             execution_id=spec.execution_id,

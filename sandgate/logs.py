@@ -20,6 +20,8 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandgate.tracing import add_trace_ids
+
 __all__ = ["RequestIdMiddleware", "configure_logging", "request_id_var"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -39,6 +41,7 @@ def configure_logging(level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_pid,
+        add_trace_ids,
     ]
     structlog.configure(
         processors=[

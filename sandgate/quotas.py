@@ -24,11 +24,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from sandgate.breaker import CpuBreaker
-from sandgate.errors import QuotaExceeded
+from sandgate.errors import QuotaExceeded, Unavailable
 from sandgate.keys import ApiKey
 from sandgate.policy.budgets import Quotas
 from sandgate.policy.loader import PolicySet
 from sandgate.ratelimit import tenant_policy
+from sandgate.tracing import span
 from sandgate.usage.base import Usage, UsageStore
 
 __all__ = ["Budgets", "Charge", "QuotaLine", "UsageReport"]
@@ -73,11 +74,16 @@ class Budgets:
     """Quotas and the CPU breaker over one usage store; `clock` is injectable for tests."""
 
     def __init__(
-        self, store: UsageStore, breaker: CpuBreaker, clock: Callable[[], float] = time.time
+        self,
+        store: UsageStore,
+        breaker: CpuBreaker,
+        clock: Callable[[], float] = time.time,
+        on_refused: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self.store = store
         self.breaker = breaker
         self.clock = clock
+        self.on_refused = on_refused
 
     def day(self) -> str:
         """Today, UTC, as `YYYY-MM-DD`."""
@@ -126,19 +132,31 @@ class Budgets:
 
     async def admit_execution(self, key: ApiKey, policies: PolicySet) -> Charge:
         """Raise QuotaExceeded (429) or Unavailable (503, the CPU breaker) before a run."""
-        await asyncio.to_thread(self._check, key, policies, _EXECUTION_QUOTAS)
-        return Charge(probe=await asyncio.to_thread(self.breaker.admit))
+        try:
+            await asyncio.to_thread(self._check, key, policies, _EXECUTION_QUOTAS)
+        except QuotaExceeded:
+            self.on_refused("quota_exceeded")
+            raise
+        try:
+            return Charge(probe=await asyncio.to_thread(self.breaker.admit))
+        except Unavailable:
+            self.on_refused("cpu_budget")
+            raise
 
     async def charge_execution(self, key: ApiKey, cpu_ms: int, charge: Charge) -> None:
         """Count one execution and its CPU-seconds for the key, its tenant and the host."""
         seconds = max(0, cpu_ms) / 1000
-        usage = Usage(executions=1, cpu_seconds=seconds)
-        await asyncio.to_thread(self._add, key, usage)
-        await asyncio.to_thread(self.breaker.record, seconds, probe=charge.probe)
+        with span("budget.charge", cpu_seconds=seconds):
+            await asyncio.to_thread(self._add, key, Usage(executions=1, cpu_seconds=seconds))
+            await asyncio.to_thread(self.breaker.record, seconds, probe=charge.probe)
 
     async def admit_session(self, key: ApiKey, policies: PolicySet) -> None:
         """Raise QuotaExceeded (429) when the key or its tenant has no session-hours left."""
-        await asyncio.to_thread(self._check, key, policies, ("session_hours_per_day",))
+        try:
+            await asyncio.to_thread(self._check, key, policies, ("session_hours_per_day",))
+        except QuotaExceeded:
+            self.on_refused("quota_exceeded")
+            raise
 
     async def charge_session_hours(self, key: ApiKey, hours: float) -> None:
         """Count hours a session of `key` stayed open (call as it goes, or when it ends)."""

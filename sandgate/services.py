@@ -34,6 +34,7 @@ from sandgate.keys.base import ENV_KEY_NAME
 from sandgate.keys.expiry import expires_at, expiring
 from sandgate.lease import WorkerLease
 from sandgate.metrics import Metrics
+from sandgate.observe import StepMetrics
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry, Rejection
@@ -42,6 +43,7 @@ from sandgate.ratelimit import RateLimiter
 from sandgate.secretfile import persistent_secret
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
+from sandgate.tracing import Tracing
 from sandgate.usage import SqliteUsageStore
 
 __all__ = ["Services", "make_backend", "running"]
@@ -65,6 +67,7 @@ class Services:
     auditor: Auditor
     limiter: RateLimiter
     budgets: Budgets
+    tracing: Tracing
 
 
 def make_backend(settings: Settings) -> SandboxBackend:
@@ -203,6 +206,7 @@ async def running(
         settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
     )
     limiter = RateLimiter(settings.redis_url)
+    tracing = Tracing(settings.otlp_endpoint, steps=StepMetrics(metrics))
     usage = SqliteUsageStore(settings.state_dir / "usage.db")
     breaker = CpuBreaker(
         usage,
@@ -210,7 +214,7 @@ async def running(
         settings.cpu_breaker_cooldown_s,
         on_change=metrics.cpu_budget_changed,
     )
-    budgets = Budgets(usage, breaker)
+    budgets = Budgets(usage, breaker, on_refused=lambda r: metrics.refused.labels(r).inc())
     budgets.prune()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
@@ -236,6 +240,7 @@ async def running(
             auditor=auditor,
             limiter=limiter,
             budgets=budgets,
+            tracing=tracing,
         )
     finally:
         stop_watching.set()
@@ -244,6 +249,7 @@ async def running(
         keys.close()
         await limiter.close()
         usage.close()
+        tracing.close()
         backend.close()
         lease.release()
         metrics.close()

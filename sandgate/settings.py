@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         description="`redis://host:port/db`: rate-limit buckets shared by every worker and host. "
         "Unset: each worker process keeps its own buckets in memory.",
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector (`http://host:4318`): traces go to <endpoint>/v1/traces. "
+        "Unset: no trace leaves the process (log lines still carry trace and span ids).",
+    )
     cpu_budget_per_hour: float | None = Field(
         None,
         gt=0,
