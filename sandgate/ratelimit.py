@@ -16,10 +16,11 @@ the answer turns out to be.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from pyrate_limiter import (
     AbstractClock,
@@ -47,6 +48,7 @@ __all__ = [
     "tenant_policy",
 ]
 
+T = TypeVar("T")
 LimitedRoute = Literal["execute", "sessions", "screen"]
 HEADERS_STATE = "ratelimit_headers"  # the request state's key for the headers of its answer
 _ALGORITHM = TokenBucket()
@@ -91,6 +93,8 @@ class RateLimiter:
     """Token buckets per (key or tenant, route), in memory or in Redis."""
 
     def __init__(self, redis_url: str | None = None, clock: AbstractClock | None = None) -> None:
+        """`clock` answers wall-clock milliseconds synchronously (Redis compares them across
+        hosts)."""
         self._redis: Redis | None = Redis.from_url(redis_url) if redis_url else None
         self._clock = clock or WallClock()
         self._buckets: dict[tuple[str, str], tuple[RateLimit, StateBucket]] = {}
@@ -129,17 +133,27 @@ class RateLimiter:
         self, subject: str, route: str, limit: RateLimit, scope: Literal["key", "tenant"]
     ) -> Allowance:
         bucket = self._bucket(subject, route, limit)
-        item = RateItem(route, await _now(self._clock))
-        allowed = await _resolved(bucket.put(item))
+        item = RateItem(route, cast(int, self._clock.now()))  # a synchronous clock
+        allowed: bool
+        owed: int
+        retry_ms = 0
+        if self._redis is None:  # in memory everything answers at once: nothing to await
+            allowed = cast(bool, bucket.put(item))
+            owed = cast(int, bucket.count())
+            if not allowed:
+                retry_ms = cast(int, bucket.waiting(item))
+        else:  # async Redis: an awaitable, unless the bucket already knows the answer
+            allowed = await _settled(bucket.put(item))
+            owed = await _settled(bucket.count())
+            if not allowed:
+                retry_ms = await _settled(bucket.waiting(item))
         rate = bucket.rates[0]
-        emission_ms = rate.interval / rate.limit
-        owed = min(rate.burst, await _resolved(bucket.count()))
-        retry_ms = 0 if allowed else await _resolved(bucket.waiting(item))
+        owed = min(rate.burst, owed)
         return Allowance(
             allowed=allowed,
             limit=rate.burst,
             remaining=max(0, rate.burst - owed),
-            reset_s=math.ceil(owed * emission_ms / 1000),
+            reset_s=math.ceil(owed * rate.interval / rate.limit / 1000),
             retry_after_s=max(1, math.ceil(retry_ms / 1000)),
             scope=scope,
         )
@@ -171,13 +185,8 @@ def _limit(limits: RateLimits, route: str) -> RateLimit | None:
     return found
 
 
-async def _now(clock: AbstractClock) -> int:
-    return int(await _resolved(clock.now()))
-
-
-async def _resolved(value: Any) -> Any:
-    """pyrate-limiter answers in kind: a value in memory, an awaitable from async Redis."""
-    return await value if hasattr(value, "__await__") else value
+async def _settled(value: T | Awaitable[T]) -> T:
+    return await value if inspect.isawaitable(value) else value
 
 
 class RateLimitHeaders:

@@ -10,6 +10,8 @@ BENCHES = [
     "bench_execute",
     "bench_docker",
     "bench_screen",
+    "bench_ratelimit",
+    "bench_keys",
     "bench_guards",
     "bench_egress",
     "bench_audit",

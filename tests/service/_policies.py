@@ -13,6 +13,13 @@ from sandgate.settings import REPO_ROOT
 __all__ = ["policies_with"]
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Writes a value used twice in full: policies refuse YAML aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def policies_with(directory: Path, **changes: dict[str, Any]) -> Path:
     """`policies/` copied to `directory`, each `name=sections` merged into `name.yaml`
     (section by section; `bindings` merges into bindings.yaml)."""
@@ -25,5 +32,5 @@ def policies_with(directory: Path, **changes: dict[str, Any]) -> Path:
                 data[section] = {**data[section], **value}
             else:
                 data[section] = value
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(yaml.dump(data, Dumper=_NoAliases, sort_keys=False))
     return directory
