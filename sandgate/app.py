@@ -1,9 +1,9 @@
 """The app factory: the middleware, the error table, the routes, and the parts' lifespan.
 
 Middleware, outermost first (inside FastAPI's own server span, `sandgate.tracing`): request
-metrics by route and status; request ids and the access log line; the `RateLimit-*` headers of
-limited routes; the audit trail (one record per answered request its pipeline did not record);
-the request body limit (413).
+ids, the headers a step asked for (`RateLimit-*`), the access log line and the request
+metrics; the audit trail (one record per answered request its pipeline did not record); the
+request body limit (413).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
 from sandgate.metrics import Metrics
-from sandgate.observe import RequestMetrics
-from sandgate.ratelimit import RateLimitHeaders
+from sandgate.observe import count_request
 from sandgate.services import Services, running
 from sandgate.settings import Settings
 from sandgate.tracing import FASTAPI_TELEMETRY
@@ -76,9 +75,10 @@ def create_app(
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuditTrail, auditor=auditor)
-    app.add_middleware(RateLimitHeaders)
-    app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(
+        RequestIdMiddleware,
+        on_end=lambda route, status, seconds: count_request(metrics(), route, status, seconds),
+    )
     for router in (
         health.router,
         execute.router,

@@ -13,8 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sandgate.errors import Forbidden, RateLimited, Unauthorized
 from sandgate.keys import ApiKey, Scope
 from sandgate.keys.expiry import when
+from sandgate.logs import EXTRA_HEADERS
 from sandgate.pipeline.caller import Caller
-from sandgate.ratelimit import HEADERS_STATE, LimitedRoute
+from sandgate.ratelimit import LimitedRoute
 from sandgate.services import Services
 from sandgate.tracing import span
 
@@ -83,7 +84,7 @@ async def _rate_check(request: Request, services: Services, key: ApiKey, route: 
         )
     if allowance is None:
         return
-    request.scope["state"][HEADERS_STATE] = allowance.headers()
+    request.scope["state"][EXTRA_HEADERS] = allowance.headers()
     if not allowance.allowed:
         services.metrics.refused.labels("rate_limited").inc()
         raise RateLimited(

@@ -1,21 +1,18 @@
 """The guide's request metrics: answers by route and status, and the time of each traced step.
 
-`RequestMetrics` counts every answered request by its route template (never the raw path) and
-status, and times it; `StepMetrics` is a span processor that times each of the service's own
-steps (the spans `sandgate.tracing` names) into `sandgate_step_seconds{step}`.
+`count_request` counts every answered request by its route template (never the raw path) and
+status, and times it (the request-id middleware calls it as each request ends); `StepMetrics`
+is a span processor that times each of the service's own steps (the spans `sandgate.tracing`
+names) into `sandgate_step_seconds{step}`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandgate.metrics import Metrics
 
-__all__ = ["RequestMetrics", "StepMetrics", "is_step"]
+__all__ = ["StepMetrics", "count_request", "is_step"]
 
 _STEPS = frozenset(
     {
@@ -48,33 +45,8 @@ class StepMetrics(SpanProcessor):
         self.metrics.step_seconds.labels(span.name).observe(seconds)
 
 
-class RequestMetrics:
-    """ASGI middleware: `sandgate_requests_total{route,status}` and `sandgate_request_seconds`.
-
-    `metrics` returns the service's metrics, or None until the service has started."""
-
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def counted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counted)
-        finally:
-            metrics = self.metrics()
-            if metrics is not None:
-                route = getattr(scope.get("route"), "path", None) or "(no route)"
-                metrics.requests.labels(route, str(status)).inc()
-                metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+def count_request(metrics: Metrics | None, route: str, status: int, seconds: float) -> None:
+    """One answered request in `sandgate_requests_total` and `sandgate_request_seconds`."""
+    if metrics is not None:
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.request_seconds.labels(route).observe(seconds)

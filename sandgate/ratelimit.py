@@ -10,17 +10,17 @@ where every worker and host shares them (the update is one atomic Lua script).
 
 Every answer of a limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (seconds until the bucket is full again) of the tighter of its two buckets:
-the dependency leaves them in the request's state and `RateLimitHeaders` adds them to whatever
-the answer turns out to be.
+the dependency leaves them in the request's state (`sandgate.logs.EXTRA_HEADERS`) and the
+request-id middleware adds them to whatever the answer turns out to be.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from pyrate_limiter import (
     AbstractClock,
@@ -34,23 +34,19 @@ from pyrate_limiter import (
     WallClock,
 )
 from redis.asyncio import Redis
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandgate.policy.budgets import RateLimit, RateLimits
 from sandgate.policy.loader import PolicySet, ResolvedPolicy
 
 __all__ = [
-    "HEADERS_STATE",
     "Allowance",
     "LimitedRoute",
-    "RateLimitHeaders",
     "RateLimiter",
     "tenant_policy",
 ]
 
 T = TypeVar("T")
 LimitedRoute = Literal["execute", "sessions", "screen"]
-HEADERS_STATE = "ratelimit_headers"  # the request state's key for the headers of its answer
 _ALGORITHM = TokenBucket()
 # A rate of r a second as pyrate-limiter's integer `limit per interval (ms)`: exact to 1/1000.
 _INTERVAL_MS = 1_000_000
@@ -187,32 +183,3 @@ def _limit(limits: RateLimits, route: str) -> RateLimit | None:
 
 async def _settled(value: T | Awaitable[T]) -> T:
     return await value if inspect.isawaitable(value) else value
-
-
-class RateLimitHeaders:
-    """ASGI middleware: adds the `RateLimit-*` headers a request's rate check left in its
-    state to its answer, whatever the answer is."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            state: Mapping[str, Any] = scope.get("state", {})
-            extra: dict[str, str] | None = state.get(HEADERS_STATE)
-            if message["type"] == "http.response.start" and extra:
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _value in headers}
-                headers += [
-                    (name.lower().encode(), value.encode())
-                    for name, value in extra.items()
-                    if name.lower().encode() not in present
-                ]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
