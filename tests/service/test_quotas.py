@@ -194,3 +194,31 @@ def test_when_the_host_breaker_trips_then_executions_get_503_and_ready_says_why(
     assert "CPU budget tripped" in ready.json()["checks"]["cpu_budget"]["detail"]
     assert "sandgate_cpu_budget_tripped 1.0" in metrics
     assert screened.status_code == 200  # screening runs no code: not refused
+
+
+def test_when_session_hours_are_spent_then_a_new_session_is_refused(
+    tmp_path: Path, store: SqliteUsageStore
+) -> None:
+    policies = load_policy_set(
+        policies_with(tmp_path / "p", default={"quotas": {"session_hours_per_day": 1.5}})
+    )
+    clock = Clock(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC))
+    refusals: list[str] = []
+    breaker = CpuBreaker(store, None, 60, clock)
+    budgets = Budgets(store, breaker, clock, on_refused=refusals.append)
+
+    async def scenario() -> None:
+        await budgets.admit_session(KEY, policies)
+        await budgets.charge_session_hours(KEY, 1.0)  # the session code charges as it goes
+        await budgets.admit_session(KEY, policies)
+        await budgets.charge_session_hours(KEY, 0.5)
+        with pytest.raises(QuotaExceeded) as refused:
+            await budgets.admit_session(KEY, policies)
+        assert "session_hours_per_day" in refused.value.message
+        await budgets.admit_execution(KEY, policies)  # executions have no quota here
+
+    asyncio.run(scenario())
+    assert refusals == ["quota_exceeded"]
+    lines = budgets.report(KEY, policies).key
+    hours = next(q for q in lines if q.quota == "session_hours_per_day")
+    assert (hours.used, hours.limit, hours.left) == (1.5, 1.5, 0.0)
