@@ -37,6 +37,6 @@ eval:
 	$(PY) -m tests.eval.run
 
 lint:
-	$(VENV)/bin/ruff check sandgate sandbox guards tests
-	$(VENV)/bin/ruff format --check sandgate sandbox guards tests
+	$(VENV)/bin/ruff check sandgate sandbox guards tests clients
+	$(VENV)/bin/ruff format --check sandgate sandbox guards tests clients
 	$(VENV)/bin/mypy

@@ -91,7 +91,7 @@ class Screener:
             norm = normalise(text)
         if len(norm.text) > _MAX_EXPANSION * stage_config.max_length:
             return self._too_long(text, stage_config.max_length, len(text), started)
-        request = ScanRequest(norm.text, stage, stage_config, config)
+        request = ScanRequest(norm.text, stage, stage_config, config, norm)
         names = stage_config.detectors_for(stage)
         outcomes = await asyncio.gather(
             *(self._run(name, request) for name in names), return_exceptions=True

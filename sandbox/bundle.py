@@ -44,6 +44,7 @@ BASE_ENV = {
     "LANG": "C.UTF-8",
     "PYTHONPATH": WORK_DIR,
     "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",  # output reaches the host as it is written (streaming)
 }
 
 
@@ -101,9 +102,9 @@ def write_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> No
     targets = [(directory / "files" / safe_relative_path(n), t) for n, t in spec.files.items()]
     (directory / "files").mkdir(parents=True)
     (directory / language.filename).write_text(spec.code, encoding="utf-8")
-    for target, text in targets:
+    for target, content in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     for path in [directory, *directory.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 

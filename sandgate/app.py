@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandgate import __version__
-from sandgate.api import audit, execute, health, policies, screen, usage
+from sandgate.api import audit, execute, health, policies, screen, sessions, usage
 from sandgate.api import metrics as metrics_api
 from sandgate.api.responses import install_openapi
 from sandgate.audit.auditor import Auditor
@@ -83,6 +83,7 @@ def create_app(
         health.router,
         execute.router,
         screen.router,
+        sessions.router,
         policies.router,
         audit.router,
         metrics_api.router,

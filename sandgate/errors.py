@@ -4,17 +4,22 @@
     ├── Unauthorized         401 unauthorized        missing, unknown or revoked API key
     ├── Forbidden            403 forbidden           the key lacks the scope
     ├── PolicyRefused        403 policy_refused      asked for a looser or unknown policy
-    ├── NotFound             404 not_found
+    ├── ScreeningBlocked     403 screening_blocked   a file in or out was blocked by screening
+    ├── NotFound             404 not_found           (`session_not_found`, `file_not_found`)
     ├── PayloadTooLarge      413 payload_too_large
     ├── (body unreadable)    400 bad_request          not JSON, or not UTF-8
     ├── (wrong method)       405 method_not_allowed
     ├── (body not JSON)      415 unsupported_media_type
     ├── InvalidInput         422 invalid_request     the schema or a rule of the policy is
     │                                                broken; `details` name each field (`loc`)
+    ├── Conflict             409 session_busy        the session runs another execution
+    ├── Gone                 410 session_ended       the session ended; `details` give why
     ├── Busy                 429 busy                no sandbox slot in time (Retry-After)
     ├── RateLimited          429 rate_limited        the key's or tenant's bucket is empty
     │                                                (Retry-After, RateLimit-*)
-    ├── QuotaExceeded        429 quota_exceeded      a daily quota is used up; names it
+    ├── QuotaExceeded        429 quota_exceeded      a quota of the key or tenant is used up
+    │                                                (named in the message and `details`)
+    ├── NotSupported         501 not_supported       the backend cannot do this (named)
     └── Unavailable          503 unavailable         backend, image or audit store down
         (AuditUnavailable from `sandgate.audit` is answered the same way)
 
@@ -41,6 +46,12 @@ from sandgate.audit.errors import AuditUnavailable
 __all__ = [
     "ERROR",
     "Busy",
+    "Conflict",
+    "Gone",
+    "NotSupported",
+    "ScreeningBlocked",
+    "SessionNotFound",
+    "FileMissing",
     "Forbidden",
     "InvalidInput",
     "NotFound",
@@ -105,11 +116,29 @@ class PolicyRefused(Forbidden):
     type = "policy_refused"
 
 
+class ScreeningBlocked(Forbidden):
+    """Screening blocked what the request would have written or returned."""
+
+    type = "screening_blocked"
+
+
 class NotFound(SandgateError):
     """No such resource."""
 
     status_code = 404
     type = "not_found"
+
+
+class SessionNotFound(NotFound):
+    """No session of that id for this tenant (another tenant's is never revealed)."""
+
+    type = "session_not_found"
+
+
+class FileMissing(NotFound):
+    """No such file in the session's /work."""
+
+    type = "file_not_found"
 
 
 class PayloadTooLarge(SandgateError):
@@ -140,11 +169,32 @@ class RateLimited(SandgateError):
     type = "rate_limited"
 
 
+class Conflict(SandgateError):
+    """The resource is busy with another request."""
+
+    status_code = 409
+    type = "session_busy"
+
+
+class Gone(SandgateError):
+    """The resource has ended."""
+
+    status_code = 410
+    type = "session_ended"
+
+
 class QuotaExceeded(SandgateError):
-    """A daily quota of the key or its tenant is used up; the message names it."""
+    """A quota of the key or tenant is used up; the message names it."""
 
     status_code = 429
     type = "quota_exceeded"
+
+
+class NotSupported(SandgateError):
+    """The configured backend cannot do what was asked; the message names one that can."""
+
+    status_code = 501
+    type = "not_supported"
 
 
 class Unavailable(SandgateError):

@@ -3,9 +3,9 @@
 A pipeline calls `admit_execution` before it runs anything (429 `quota_exceeded` naming the
 quota when the key or its tenant has used up `executions_per_day` or `cpu_seconds_per_day`;
 503 when the host's CPU breaker is open) and `charge_execution` with the result's measured
-`cpu_ms` afterwards. Sessions (the lead's `/sessions` code) call `admit_session` before one
-opens and `charge_session_hours` with the hours it stayed open (when it ends, or as it goes);
-their executions go through `admit_execution`/`charge_execution` like any other.
+`cpu_ms` afterwards. `POST /sessions` calls `admit_session` before a session opens, and the
+session manager charges the hours each stayed open when it ends (`charge_session_hours`); a
+session's executions go through `admit_execution`/`charge_execution` like any other.
 
 Quotas count UTC days: what was used resets at midnight UTC. A run that starts under its quota
 is never cut short; the next one is refused. Per-key quotas come from the key's bound policy,
@@ -147,7 +147,8 @@ class Budgets:
         """Count one execution and its CPU-seconds for the key, its tenant and the host."""
         seconds = max(0, cpu_ms) / 1000
         with span("budget.charge", cpu_seconds=seconds):
-            await asyncio.to_thread(self._add, key, Usage(executions=1, cpu_seconds=seconds))
+            usage = Usage(executions=1, cpu_seconds=seconds)
+            await asyncio.to_thread(self._add, key.id, key.tenant, usage)
             await asyncio.to_thread(self.breaker.record, seconds, probe=charge.probe)
 
     async def admit_session(self, key: ApiKey, policies: PolicySet) -> None:
@@ -158,12 +159,12 @@ class Budgets:
             self.on_refused("quota_exceeded")
             raise
 
-    async def charge_session_hours(self, key: ApiKey, hours: float) -> None:
-        """Count hours a session of `key` stayed open (call as it goes, or when it ends)."""
-        await asyncio.to_thread(self._add, key, Usage(session_hours=max(0.0, hours)))
+    async def charge_session_hours(self, key_id: str, tenant: str, hours: float) -> None:
+        """Count hours a session of a key stayed open (the service calls it as each ends)."""
+        await asyncio.to_thread(self._add, key_id, tenant, Usage(session_hours=max(0.0, hours)))
 
-    def _add(self, key: ApiKey, usage: Usage) -> None:
-        self.store.add([f"key:{key.id}", f"tenant:{key.tenant}"], self.day(), usage)
+    def _add(self, key_id: str, tenant: str, usage: Usage) -> None:
+        self.store.add([f"key:{key_id}", f"tenant:{tenant}"], self.day(), usage)
 
     def report(self, key: ApiKey, policies: PolicySet) -> UsageReport:
         """What the key and its tenant used today, per quota, and what is left."""
@@ -192,4 +193,4 @@ class Budgets:
 
 def _line(quota: str, used: Any, limit: float | None) -> QuotaLine:
     left = None if limit is None else max(0.0, limit - used)
-    return QuotaLine(quota=quota, used=round(float(used), 3), limit=limit, left=left)
+    return QuotaLine(quota=quota, used=round(float(used), 6), limit=limit, left=left)

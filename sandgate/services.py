@@ -29,7 +29,7 @@ from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
 from sandgate.breaker import CpuBreaker
 from sandgate.executor import Executor
-from sandgate.keys import KeyStore, SqliteKeyStore
+from sandgate.keys import ApiKey, KeyStore, SqliteKeyStore
 from sandgate.keys.base import ENV_KEY_NAME
 from sandgate.keys.expiry import expires_at, expiring
 from sandgate.lease import WorkerLease
@@ -41,6 +41,8 @@ from sandgate.policy.registry import PolicyRegistry, Rejection
 from sandgate.quotas import Budgets
 from sandgate.ratelimit import RateLimiter
 from sandgate.secretfile import persistent_secret
+from sandgate.sessions.manager import SessionManager
+from sandgate.sessions.registry import SessionRecord, SessionRegistry
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
 from sandgate.tracing import Tracing
@@ -65,6 +67,7 @@ class Services:
     metrics: Metrics
     screener: Screener
     auditor: Auditor
+    sessions: SessionManager
     limiter: RateLimiter
     budgets: Budgets
     tracing: Tracing
@@ -178,6 +181,45 @@ async def _housekeeping(keys: KeyStore, registry: PolicyRegistry, stop: asyncio.
             await asyncio.wait_for(stop.wait(), LAST_USED_FLUSH_S)
 
 
+def session_manager(
+    settings: Settings, backend: SandboxBackend, auditor: Auditor, budgets: Budgets
+) -> SessionManager:
+    """The sessions of this process; an end that no request asked for (idle, ttl, a dead
+    sandbox, a restart) is audited as `session.end` with its reason, and every end charges the
+    hours the session was open to its key's and tenant's `session_hours_per_day`."""
+
+    async def on_closed(record: SessionRecord) -> None:
+        hours = ((record.ended_at or time.time()) - record.created_at) / 3600
+        await budgets.charge_session_hours(record.key_id, record.tenant, hours)
+
+    async def on_end(record: SessionRecord) -> None:
+        owner = ApiKey(
+            id=record.key_id,
+            name=record.key_name,
+            tenant=record.tenant,
+            scopes=[],
+            created_at=record.created_at,
+        )
+        event = Auditor.event(
+            "session.end",
+            key=owner,
+            request_id=None,
+            client=None,
+            verdict="ok",
+            status=record.end_reason,
+            details={"session_id": record.id, "executions": record.executions},
+        )
+        await auditor.record(event)
+
+    return SessionManager(
+        backend,
+        SessionRegistry(settings.state_dir / "sessions.db"),
+        memory_budget_mb=settings.sessions_memory_mb,
+        on_end=on_end,
+        on_closed=on_closed,
+    )
+
+
 @asynccontextmanager
 async def running(
     settings: Settings,
@@ -216,6 +258,8 @@ async def running(
     )
     budgets = Budgets(usage, breaker, on_refused=lambda r: metrics.refused.labels(r).inc())
     budgets.prune()
+    sessions = session_manager(settings, backend, auditor, budgets)
+    await sessions.start()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
     housekeeper = asyncio.create_task(_housekeeping(keys, registry, stop_watching))
@@ -238,6 +282,7 @@ async def running(
             metrics=metrics,
             screener=screener,
             auditor=auditor,
+            sessions=sessions,
             limiter=limiter,
             budgets=budgets,
             tracing=tracing,
@@ -246,6 +291,8 @@ async def running(
         stop_watching.set()
         await watcher
         await housekeeper
+        await sessions.stop()
+        sessions.registry.close()
         keys.close()
         await limiter.close()
         usage.close()

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+import psutil
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +43,13 @@ class Settings(BaseSettings):
         ge=1,
         le=1024,
         description="Sandboxes running at once on this host, across all workers.",
+    )
+    sessions_memory_mb: int = Field(
+        default_factory=lambda: max(256, psutil.virtual_memory().total // (4 << 20)),
+        ge=0,
+        le=1 << 24,
+        description="Memory all sessions of this host may hold together, MiB (their caps "
+        "summed); default a quarter of the host's RAM. Past it, POST /sessions is 429 busy.",
     )
     queue_timeout_s: float = Field(
         10.0, ge=0, le=300, description="How long a request waits for a free sandbox before 429."

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from sandbox.base import Limits
 from sandgate.errors import InvalidInput, PayloadTooLarge, PolicyRefused
-from sandgate.models import ExecuteRequest
+from sandgate.models import ExecuteRequest, FileIn
 from sandgate.policy.loader import ResolvedPolicy
 
-__all__ = ["admit_execution"]
+__all__ = ["admit_execution", "file_bytes"]
 
 
 def _field(field: str, message: str) -> list[dict[str, object]]:
     return [{"loc": ["body", field], "msg": message}]
+
+
+def file_bytes(value: str | FileIn) -> int:
+    """The size of one input file as the sandbox will hold it."""
+    return len(value.encode("utf-8")) if isinstance(value, str) else len(value.data())
 
 
 def admit_execution(request: ExecuteRequest, resolved: ResolvedPolicy) -> Limits:
@@ -37,7 +42,7 @@ def admit_execution(request: ExecuteRequest, resolved: ResolvedPolicy) -> Limits
             f"{len(request.files)} files; policy {resolved.name!r} allows {limits.max_files}",
             details=_field("files", "too many files"),
         )
-    files_bytes = sum(len(text.encode("utf-8")) for text in request.files.values())
+    files_bytes = sum(file_bytes(value) for value in request.files.values())
     if files_bytes > limits.max_files_bytes:
         raise PayloadTooLarge(
             f"files total {files_bytes} bytes; policy {resolved.name!r} allows "

@@ -18,7 +18,7 @@ from sandbox.egress.rules import parse_rule
 from sandbox.languages import LANGUAGES
 from sandgate.policy.budgets import KeyLifetime, Quotas, RateLimits
 
-__all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits"]
+__all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits", "SessionPolicy"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -34,6 +34,18 @@ class PolicyLimits(Limits):
     )
     max_code_bytes: int = Field(
         256 * 1024, gt=0, le=16 * MiB, description="Largest `code` accepted, bytes (else 413)."
+    )
+    max_results: int = Field(
+        32, ge=0, le=1024, description="Rich results (values, displays, figures) returned."
+    )
+    max_result_bytes: int = Field(
+        2 * MiB, gt=0, le=64 * MiB, description="Largest rich result returned, bytes of JSON."
+    )
+    max_output_files: int = Field(
+        32, ge=0, le=1024, description="Files of /work returned for `outputs` patterns."
+    )
+    max_output_files_bytes: int = Field(
+        16 * MiB, ge=0, le=256 * MiB, description="Their total size, bytes."
     )
 
     def sandbox_limits(self) -> Limits:
@@ -102,6 +114,35 @@ class AuditPolicy(BaseModel):
     )
 
 
+class SessionPolicy(BaseModel):
+    """Stateful sessions: one long-lived sandbox each. Executions in a session get the time and
+    output caps of `limits`; its memory, processes and disk are capped for its whole life."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_per_key: int = Field(
+        4, ge=0, le=256, description="Sessions one key may hold at once (0: no sessions)."
+    )
+    memory_mb: int = Field(
+        512, gt=0, le=65536, description="Memory cap of a session's sandbox, MiB, for its life."
+    )
+    idle_timeout_s: float = Field(
+        600, gt=0, le=86_400, description="Longest idle time a session may ask for (the default)."
+    )
+    ttl_s: float = Field(
+        3600,
+        gt=0,
+        le=7 * 86_400,
+        description="Longest lifetime a session may ask for (the default).",
+    )
+    max_file_bytes: int = Field(
+        16 * MiB, gt=0, le=1024 * MiB, description="Largest file one upload may write, bytes."
+    )
+    max_files_bytes: int = Field(
+        64 * MiB, gt=0, le=4096 * MiB, description="All uploads of a session together, bytes."
+    )
+
+
 class Policy(BaseModel):
     """One policy file. `extends` names a parent whose settings this one overrides."""
 
@@ -127,6 +168,7 @@ class Policy(BaseModel):
         description=f"Languages (images) allowed; known: {', '.join(sorted(LANGUAGES))}.",
     )
     network: Network = Field(default_factory=Network)
+    sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     screening: ScreeningConfig = Field(default_factory=ScreeningConfig)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Per key.")

@@ -15,6 +15,7 @@ BENCHES = [
     "bench_guards",
     "bench_egress",
     "bench_audit",
+    "bench_client",
 ]
 
 

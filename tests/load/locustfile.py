@@ -3,7 +3,8 @@ code and some bad keys, as agents send them: four chat agents (screening only) t
 agent (runs code, screens its output). `python -m tests.load` starts the service and runs
 this file; the keys come from its environment (`LOAD_KEYS`, comma-separated).
 
-Sessions are not in the mix: the service has no `/sessions` yet.
+A coding agent now and then opens a session, runs three cells in it (state kept between
+them) and deletes it.
 """
 
 from __future__ import annotations
@@ -114,3 +115,29 @@ class CodingAgent(_Agent):
     def execute_hostile(self) -> None:
         kind = random.choice(sorted(HOSTILE))
         self._execute(HOSTILE[kind], "/execute hostile", CONTAINED, timeout_s=3)
+
+    @task(2)
+    def session(self) -> None:
+        with self.client.post(
+            "/sessions", json={}, name="/sessions create", catch_response=True
+        ) as created:
+            if created.status_code != 201:
+                created.failure(f"{created.status_code}")
+                return
+            session_id = created.json()["session_id"]
+        cells = ["x = 21", "x = x * 2", "print(x)"]
+        for cell in cells:
+            with self.client.post(
+                f"/sessions/{session_id}/execute",
+                json={"code": cell},
+                name="/sessions execute",
+                catch_response=True,
+            ) as ran:
+                if ran.status_code != 200 or ran.json()["status"] != "ok":
+                    ran.failure(f"{ran.status_code} {ran.text[:80]}")
+        with self.client.get(
+            f"/sessions/{session_id}", name="/sessions get", catch_response=True
+        ) as seen:
+            if seen.status_code != 200 or seen.json().get("execution_count") != len(cells):
+                seen.failure(f"{seen.status_code} {seen.text[:80]}")
+        self.client.delete(f"/sessions/{session_id}", name="/sessions delete")

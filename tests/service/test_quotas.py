@@ -209,9 +209,11 @@ def test_when_session_hours_are_spent_then_a_new_session_is_refused(
 
     async def scenario() -> None:
         await budgets.admit_session(KEY, policies)
-        await budgets.charge_session_hours(KEY, 1.0)  # the session code charges as it goes
+        await budgets.charge_session_hours(
+            KEY.id, KEY.tenant, 1.0
+        )  # the session code charges as it goes
         await budgets.admit_session(KEY, policies)
-        await budgets.charge_session_hours(KEY, 0.5)
+        await budgets.charge_session_hours(KEY.id, KEY.tenant, 0.5)
         with pytest.raises(QuotaExceeded) as refused:
             await budgets.admit_session(KEY, policies)
         assert "session_hours_per_day" in refused.value.message
