@@ -4,7 +4,7 @@ agent (runs code, screens its output). `python -m tests.load` starts the service
 this file; the keys come from its environment (`LOAD_KEYS`, comma-separated).
 
 A coding agent now and then opens a session, runs three cells in it (state kept between
-them) and deletes it.
+them) and deletes it; when the service's backend holds no sessions (501), they stop asking.
 """
 
 from __future__ import annotations
@@ -116,11 +116,19 @@ class CodingAgent(_Agent):
         kind = random.choice(sorted(HOSTILE))
         self._execute(HOSTILE[kind], "/execute hostile", CONTAINED, timeout_s=3)
 
+    sessions_served = True  # until the service says its backend holds none (501)
+
     @task(2)
     def session(self) -> None:
+        if not CodingAgent.sessions_served:
+            return
         with self.client.post(
             "/sessions", json={}, name="/sessions create", catch_response=True
         ) as created:
+            if created.status_code == 501:  # this backend holds no sessions: stop asking
+                CodingAgent.sessions_served = False
+                created.success()
+                return
             if created.status_code != 201:
                 created.failure(f"{created.status_code}")
                 return
