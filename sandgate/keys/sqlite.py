@@ -8,7 +8,6 @@ before expiries existed gains the columns, and its keys an expiry of 90 days fro
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from sandgate.keys.base import (
     digest,
     new_secret,
 )
+from sandgate.sqlitedb import open_shared, transaction
 
 __all__ = ["SqliteKeyStore"]
 
@@ -39,13 +39,9 @@ class SqliteKeyStore(KeyStore):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_shared(path)
         self._lock = threading.Lock()
         with self._lock:
-            # The wait first: a second worker opening a new database meets the first's lock.
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS api_keys (digest TEXT PRIMARY KEY, id TEXT UNIQUE,"
                 " name TEXT NOT NULL, tenant TEXT NOT NULL, scopes TEXT NOT NULL,"
@@ -60,19 +56,14 @@ class SqliteKeyStore(KeyStore):
         missing = [name for name in _ADDED if name not in have]
         if not missing:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            have = {row[1] for row in self._db.execute("PRAGMA table_info(api_keys)")}
+        with transaction(self._db) as db:
+            have = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
             for name in (n for n in _ADDED if n not in have):
-                self._db.execute(f"ALTER TABLE api_keys ADD COLUMN {name} {_ADDED[name]}")
-            self._db.execute(
+                db.execute(f"ALTER TABLE api_keys ADD COLUMN {name} {_ADDED[name]}")
+            db.execute(
                 "UPDATE api_keys SET expires_at = ? WHERE expires_at IS NULL",
                 (time.time() + DEFAULT_LIFETIME_S,),
             )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         log.warning("keys.migrated", added=missing, expiry_days=DEFAULT_LIFETIME_S // 86_400)
 
     def close(self) -> None:
@@ -130,21 +121,15 @@ class SqliteKeyStore(KeyStore):
         """One transaction: every worker of a new service seeds at once, and a
         check-then-insert let two of them insert the same key (the loser's start failed)."""
         hashed = digest(secret)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "DELETE FROM api_keys WHERE (name = ? OR digest = ?)"
-                    " AND NOT (name = ? AND digest = ? AND revoked_at IS NULL)",
-                    (ENV_KEY_NAME, hashed, ENV_KEY_NAME, hashed),
-                )
-                self._insert(
-                    secret, ENV_KEY_NAME, "default", (Scope.ADMIN,), expires_at, "INSERT OR IGNORE"
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            db.execute(
+                "DELETE FROM api_keys WHERE (name = ? OR digest = ?)"
+                " AND NOT (name = ? AND digest = ? AND revoked_at IS NULL)",
+                (ENV_KEY_NAME, hashed, ENV_KEY_NAME, hashed),
+            )
+            self._insert(
+                secret, ENV_KEY_NAME, "default", (Scope.ADMIN,), expires_at, "INSERT OR IGNORE"
+            )
 
     def lookup(self, secret: str) -> ApiKey | None:
         with self._lock:
@@ -182,44 +167,30 @@ class SqliteKeyStore(KeyStore):
         self, key_id: str, *, expires_at: float, grace_until: float
     ) -> tuple[str, ApiKey, ApiKey] | None:
         secret = new_secret()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM api_keys WHERE id = ? AND revoked_at IS NULL",
-                    (key_id,),
-                ).fetchone()
-                if row is None:
-                    self._db.execute("ROLLBACK")
-                    return None
-                old = _row(row)
-                new = self._insert(secret, old.name, old.tenant, tuple(old.scopes), expires_at)
-                self._db.execute(
-                    "UPDATE api_keys SET rotated_to = ?,"
-                    " expires_at = MIN(COALESCE(expires_at, ?), ?) WHERE id = ?",
-                    (new.id, grace_until, grace_until, key_id),
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+                (key_id,),
+            ).fetchone()
+            if row is None:
+                return None  # nothing written: the empty transaction commits
+            old = _row(row)
+            new = self._insert(secret, old.name, old.tenant, tuple(old.scopes), expires_at)
+            db.execute(
+                "UPDATE api_keys SET rotated_to = ?,"
+                " expires_at = MIN(COALESCE(expires_at, ?), ?) WHERE id = ?",
+                (new.id, grace_until, grace_until, key_id),
+            )
         old_now = self.get(key_id)
         assert old_now is not None
         return secret, new, old_now
 
     def _write_last_used(self, used: dict[str, float]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # one commit for the whole batch
-            try:
-                self._db.executemany(
-                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?)"
-                    " WHERE id = ?",
-                    [(at, key_id) for key_id, at in used.items()],
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:  # one commit for the whole batch
+            db.executemany(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+                [(at, key_id) for key_id, at in used.items()],
+            )
 
 
 def _row(

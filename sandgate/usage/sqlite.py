@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from sandgate.sqlitedb import open_shared, transaction
 from sandgate.usage.base import Usage, UsageStore
 
 __all__ = ["SqliteUsageStore"]
@@ -23,12 +23,9 @@ class SqliteUsageStore(UsageStore):
     """`usage.db`: one row per subject and day, one per minute of host CPU."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_shared(path)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA busy_timeout=5000")  # before WAL: a sibling may hold it
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # counters, not the audit log
             for statement in _SCHEMA:
                 self._db.execute(statement)
@@ -37,20 +34,14 @@ class SqliteUsageStore(UsageStore):
         rows = [
             (s, day, usage.executions, usage.cpu_seconds, usage.session_hours) for s in subjects
         ]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO usage VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject, day) DO UPDATE"
-                    " SET executions = executions + excluded.executions,"
-                    " cpu_seconds = cpu_seconds + excluded.cpu_seconds,"
-                    " session_hours = session_hours + excluded.session_hours",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            db.executemany(
+                "INSERT INTO usage VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject, day) DO UPDATE"
+                " SET executions = executions + excluded.executions,"
+                " cpu_seconds = cpu_seconds + excluded.cpu_seconds,"
+                " session_hours = session_hours + excluded.session_hours",
+                rows,
+            )
 
     def used(self, subject: str, day: str) -> Usage:
         with self._lock:
