@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-fast bench eval lint
+.PHONY: setup run test test-fast bench eval lint load
 
 setup:
 	.ci/setup run
@@ -21,11 +21,16 @@ test:
 # The in-process tests only (no sandbox, no service process, no database server): < 1 minute.
 test-fast:
 	.ci/setup run
-	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not slow and not live"
+	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not redis and not slow and not live"
 
 bench:
 	.ci/setup test
 	$(PY) -m tests.bench
+
+# About a minute of realistic traffic against a local service on real gVisor (locust).
+load:
+	.ci/setup run
+	$(PY) -m tests.load
 
 eval:
 	.ci/setup run

@@ -15,7 +15,10 @@
     ├── Conflict             409 session_busy        the session runs another execution
     ├── Gone                 410 session_ended       the session ended; `details` give why
     ├── Busy                 429 busy                no sandbox slot in time (Retry-After)
-    ├── QuotaExceeded        429 quota_exceeded      a quota of the key is used up (named)
+    ├── RateLimited          429 rate_limited        the key's or tenant's bucket is empty
+    │                                                (Retry-After, RateLimit-*)
+    ├── QuotaExceeded        429 quota_exceeded      a quota of the key or tenant is used up
+    │                                                (named in the message and `details`)
     ├── NotSupported         501 not_supported       the backend cannot do this (named)
     └── Unavailable          503 unavailable         backend, image or audit store down
         (AuditUnavailable from `sandgate.audit` is answered the same way)
@@ -46,7 +49,6 @@ __all__ = [
     "Conflict",
     "Gone",
     "NotSupported",
-    "QuotaExceeded",
     "ScreeningBlocked",
     "SessionNotFound",
     "FileMissing",
@@ -55,6 +57,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyRefused",
+    "QuotaExceeded",
+    "RateLimited",
     "SandgateError",
     "Unauthorized",
     "Unavailable",
@@ -156,6 +160,13 @@ class Busy(SandgateError):
 
     status_code = 429
     type = "busy"
+
+
+class RateLimited(SandgateError):
+    """The key's or its tenant's rate-limit bucket for the route is empty."""
+
+    status_code = 429
+    type = "rate_limited"
 
 
 class Conflict(SandgateError):

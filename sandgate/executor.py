@@ -9,9 +9,11 @@ on the backend (503 when the backend cannot start a sandbox) and counts the outc
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import structlog
+from opentelemetry import trace
 
 from sandbox.base import (
     ExecutionResult,
@@ -23,6 +25,7 @@ from sandbox.base import (
 from sandgate.errors import Busy, Unavailable
 from sandgate.metrics import Metrics
 from sandgate.slots import NoSlot, SandboxSlots
+from sandgate.tracing import span, start_span
 
 __all__ = ["Executor"]
 
@@ -37,15 +40,23 @@ class Executor:
         self.slots = slots
         self.metrics = metrics
 
+    def _waited(self, waiting: trace.Span, started: float) -> None:
+        """The wait for a slot is over (a slot, or none in time): its span and histogram."""
+        waiting.end()
+        self.metrics.queue_wait_seconds.observe(time.monotonic() - started)
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one slot; Busy (429) when none frees up in time, Unavailable (503) when the
         backend cannot start a sandbox inside."""
+        waiting, started = start_span("sandbox.queue_wait"), time.monotonic()
         try:
             async with self.slots.acquire():
+                self._waited(waiting, started)
                 with self.metrics.sandboxes_running.track_inprogress():
                     yield
         except NoSlot:
+            self._waited(waiting, started)
             self.metrics.refused.labels("busy").inc()
             raise Busy(
                 f"all {self.slots.count} sandboxes are busy; retry later",
@@ -58,6 +69,7 @@ class Executor:
         """Count and log an execution's outcome."""
         self.metrics.executions.labels(result.status.value).inc()
         self.metrics.execution_seconds.observe(result.wall_ms / 1000)
+        self.metrics.execution_cpu_seconds.observe(result.cpu_ms / 1000)
         log.info(
             "execute.done",
             execution_id=execution_id,
@@ -73,5 +85,6 @@ class Executor:
         """Run `spec` in a fresh sandbox, in a slot."""
         async with self.slot():
             log.info("execute.start", execution_id=spec.execution_id, policy=policy)
-            result = await self.backend.run(spec, on_output)
+            with span("sandbox.run", execution_id=spec.execution_id, backend=self.backend.name):
+                result = await self.backend.run(spec, on_output)
         return self.counted(result, spec.execution_id)

@@ -9,6 +9,8 @@ backend (a fake, for logic above the sandbox) or screener (one shared by many in
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,22 +27,32 @@ from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
+from sandgate.breaker import CpuBreaker
 from sandgate.executor import Executor
-from sandgate.keys import ApiKey, KeyStore
+from sandgate.keys import ApiKey, KeyStore, SqliteKeyStore
+from sandgate.keys.base import ENV_KEY_NAME
+from sandgate.keys.expiry import expires_at, expiring
 from sandgate.lease import WorkerLease
 from sandgate.metrics import Metrics
+from sandgate.observe import StepMetrics
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry, Rejection
+from sandgate.quotas import Budgets
+from sandgate.ratelimit import RateLimiter
 from sandgate.secretfile import persistent_secret
 from sandgate.sessions.manager import SessionManager
 from sandgate.sessions.registry import SessionRecord, SessionRegistry
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
+from sandgate.tracing import Tracing
+from sandgate.usage import SqliteUsageStore
 
 __all__ = ["Services", "image_store", "make_backend", "running"]
 
 log = structlog.get_logger(__name__)
+LAST_USED_FLUSH_S = 5.0  # how often the keys' `last_used_at` is written, in one batch
+EXPIRY_LOG_S = 3600.0  # how often keys close to expiry are logged
 
 
 @dataclass
@@ -56,6 +68,9 @@ class Services:
     screener: Screener
     auditor: Auditor
     sessions: SessionManager
+    limiter: RateLimiter
+    budgets: Budgets
+    tracing: Tracing
     images: ImageStore
 
 
@@ -157,11 +172,31 @@ def load_policies(
         ) from None
 
 
+async def _housekeeping(keys: KeyStore, registry: PolicyRegistry, stop: asyncio.Event) -> None:
+    """Until `stop`: write the keys' noted uses every few seconds, and log the keys close to
+    expiry at start and every hour."""
+    warned_at = 0.0
+    while not stop.is_set():
+        await asyncio.to_thread(keys.flush_last_used)
+        if time.monotonic() - warned_at >= EXPIRY_LOG_S or not warned_at:
+            warned_at = time.monotonic()
+            listed = await asyncio.to_thread(keys.list)
+            for warning in expiring(listed, registry.current, time.time()):
+                log.warning("key.expiring", detail=warning)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LAST_USED_FLUSH_S)
+
+
 def session_manager(
-    settings: Settings, backend: SandboxBackend, auditor: Auditor
+    settings: Settings, backend: SandboxBackend, auditor: Auditor, budgets: Budgets
 ) -> SessionManager:
     """The sessions of this process; an end that no request asked for (idle, ttl, a dead
-    sandbox, a restart) is audited as `session.end` with its reason."""
+    sandbox, a restart) is audited as `session.end` with its reason, and every end charges the
+    hours the session was open to its key's and tenant's `session_hours_per_day`."""
+
+    async def on_closed(record: SessionRecord) -> None:
+        hours = ((record.ended_at or time.time()) - record.created_at) / 3600
+        await budgets.charge_session_hours(record.key_id, record.tenant, hours)
 
     async def on_end(record: SessionRecord) -> None:
         owner = ApiKey(
@@ -187,6 +222,7 @@ def session_manager(
         SessionRegistry(settings.state_dir / "sessions.db"),
         memory_budget_mb=settings.sessions_memory_mb,
         on_end=on_end,
+        on_closed=on_closed,
     )
 
 
@@ -199,15 +235,16 @@ async def running(
 ) -> AsyncIterator[Services]:
     """Build the service's parts, yield them, and close them whatever happens."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(settings.state_dir / "keys.db")
-    if settings.api_key is not None:
-        keys.seed(settings.api_key.get_secret_value())
+    keys = SqliteKeyStore(settings.state_dir / "keys.db")
     if screener is None:
         screener = Screener(guard_options(settings))
         await asyncio.to_thread(screener.warm_up)
     metrics = Metrics()
     auditor = open_auditor(settings)
     registry = load_policies(settings, screener, metrics, auditor)
+    if settings.api_key is not None:
+        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
+        keys.seed(settings.api_key.get_secret_value(), expiry)
     backend = backend or make_backend(settings)
     lease = WorkerLease(settings.state_dir)
     if lease.alone():
@@ -216,10 +253,22 @@ async def running(
     slots = SandboxSlots(
         settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
     )
-    sessions = session_manager(settings, backend, auditor)
+    limiter = RateLimiter(settings.redis_url)
+    tracing = Tracing(settings.otlp_endpoint, steps=StepMetrics(metrics))
+    usage = SqliteUsageStore(settings.state_dir / "usage.db")
+    breaker = CpuBreaker(
+        usage,
+        settings.cpu_budget_per_hour,
+        settings.cpu_breaker_cooldown_s,
+        on_change=metrics.cpu_budget_changed,
+    )
+    budgets = Budgets(usage, breaker, on_refused=lambda r: metrics.refused.labels(r).inc())
+    budgets.prune()
+    sessions = session_manager(settings, backend, auditor, budgets)
     await sessions.start()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
+    housekeeper = asyncio.create_task(_housekeeping(keys, registry, stop_watching))
     if settings.egress_allow_private:
         log.warning("egress.private_allowed", effect=PRIVATE_EGRESS_WARNING)
     log.info(
@@ -240,14 +289,21 @@ async def running(
             screener=screener,
             auditor=auditor,
             sessions=sessions,
+            limiter=limiter,
+            budgets=budgets,
+            tracing=tracing,
             images=image_store(settings),
         )
     finally:
         stop_watching.set()
         await watcher
+        await housekeeper
         await sessions.stop()
         sessions.registry.close()
         keys.close()
+        await limiter.close()
+        usage.close()
+        tracing.close()
         backend.close()
         lease.release()
         metrics.close()

@@ -31,7 +31,7 @@ async def execute(
     body: ExecuteRequest,
     request: Request,
     services: ServicesDep,
-    who: Annotated[Caller, Depends(caller(Scope.EXECUTE))],
+    who: Annotated[Caller, Depends(caller(Scope.EXECUTE, "execute"))],
 ) -> Any:
     """Run `code` under the caller's policy (or a stricter one it names). Answered only once
     the audit record of the execution is committed; streamed with `Accept:

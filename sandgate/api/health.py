@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
+from sandgate.keys.expiry import expiring
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
 
@@ -72,6 +75,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
     checks["images"] = _images_check(services)
+    checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
     screener = services.screener
     checks["screening"] = {
         "ok": True,
@@ -87,6 +91,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
             f"policy reload rejected ({len(registry.rejected.issues)} problem(s), e.g. {first}); "
             "the last good policies stay in force"
         )
+    listed = await asyncio.to_thread(services.keys.list)
+    warnings += expiring(listed, registry.current, time.time())
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",

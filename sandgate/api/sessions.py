@@ -27,6 +27,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 Who = Annotated[Caller, Depends(caller(Scope.EXECUTE))]
+# Opening a session and running code in one take a token of the `sessions` rate limits.
+Limited = Annotated[Caller, Depends(caller(Scope.EXECUTE, "sessions"))]
 SessionId = Annotated[str, Path(max_length=64, description="The id `POST /sessions` gave.")]
 FilePath = Annotated[str, Path(max_length=1024, description="A path relative to /work.")]
 _OF_ONE = (403, 404, 410, 422)
@@ -39,7 +41,7 @@ _OF_ONE = (403, 404, 410, 422)
     summary="Start a session: one long-lived sandbox whose interpreter keeps its state.",
     responses=errors(400, 403, 413, 415, 422, 429, 501),
 )
-async def create(body: SessionCreate, services: ServicesDep, who: Who) -> SessionView:
+async def create(body: SessionCreate, services: ServicesDep, who: Limited) -> SessionView:
     """Its id, expiry and policy; idle and lifetime limits within the policy's."""
     return await sessions.create(services, who, body)
 
@@ -79,7 +81,11 @@ async def delete(session_id: SessionId, services: ServicesDep, who: Who) -> Resp
     responses=STREAM_DOC | errors(400, 409, 413, 415, 429, *_OF_ONE),
 )
 async def execute(
-    session_id: SessionId, body: ExecuteRequest, request: Request, services: ServicesDep, who: Who
+    session_id: SessionId,
+    body: ExecuteRequest,
+    request: Request,
+    services: ServicesDep,
+    who: Limited,
 ) -> Any:
     """The /execute answer plus `execution_count`; streamed with `Accept:
     application/x-ndjson`."""

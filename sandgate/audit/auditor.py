@@ -32,6 +32,7 @@ from sandgate.audit.export import Format, export_lines
 from sandgate.audit.fit import cut, fit
 from sandgate.keys import ApiKey
 from sandgate.policy.loader import ResolvedPolicy
+from sandgate.tracing import span
 
 __all__ = ["Auditor", "excerpt"]
 
@@ -108,7 +109,8 @@ class Auditor:
         if self._store is None:
             return None
         try:
-            return await anyio.to_thread.run_sync(self._store.append, event)
+            with span("audit.commit", action=event.action):
+                return await anyio.to_thread.run_sync(self._store.append, event)
         except AuditError as exc:
             log.error("audit.write_failed", action=event.action, error=type(exc).__name__)
             raise AuditUnavailable(

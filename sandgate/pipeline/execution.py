@@ -1,9 +1,10 @@
 """The two halves every execution path shares (`/execute`, a session's execute, `/executions`):
 
-    admit     the policy's limits and sizes -> the store writable -> the code screened
-              (everything that can refuse the request happens here, before any answer starts)
-    conclude  run (unless the code was blocked) -> the output screened -> one audit record ->
-              the answer
+    admit     the policy's limits and sizes -> the store writable -> the daily quotas and the
+              host's CPU breaker -> the code screened (everything that can refuse the request
+              happens here, before any answer starts)
+    conclude  run (unless the code was blocked; the run's `cpu_ms` is charged to the quotas) ->
+              the output screened -> one audit record -> the answer
 
 `conclude` takes the run step as a function, so a fresh sandbox and a session's interpreter
 differ only there; with `events`, output is streamed as it is produced (see `stream`).
@@ -26,6 +27,7 @@ from sandgate.pipeline.outcome import answer, code_inputs, details, output_texts
 from sandgate.pipeline.screening import Screened, screen_texts, strongest
 from sandgate.pipeline.stream import Events
 from sandgate.policy.loader import ResolvedPolicy
+from sandgate.quotas import Charge
 from sandgate.services import Services
 
 __all__ = ["Admitted", "Run", "admit", "conclude", "events_for"]
@@ -39,6 +41,7 @@ class Admitted:
     limits: Limits
     execution_id: str
     code: Screened
+    charge: Charge
 
 
 Run = Callable[[Admitted, OutputSink | None], Awaitable[ExecutionResult]]
@@ -50,6 +53,7 @@ async def admit(
     """Refuse what the policy does not allow, check the store, screen the code and files."""
     limits = admit_execution(body, resolved)
     await services.auditor.ensure_writable()
+    charge = await services.budgets.admit_execution(caller.key, services.policies.current)
     code = await screen_texts(
         services.screener,
         code_inputs(body),
@@ -58,7 +62,7 @@ async def admit(
         tenant=caller.key.tenant,
         metrics=services.metrics,
     )
-    return Admitted(resolved, limits, uuid.uuid4().hex, code)
+    return Admitted(resolved, limits, uuid.uuid4().hex, code, charge)
 
 
 def events_for(services: Services, caller: Caller, resolved: ResolvedPolicy) -> Events:
@@ -90,6 +94,7 @@ async def conclude(
         services.metrics.executions.labels(ExecutionStatus.BLOCKED.value).inc()
     else:
         result = await run(admitted, events.sink if events else None)
+        await services.budgets.charge_execution(caller.key, result.cpu_ms, admitted.charge)
         if events is not None:
             await events.finish_output()
         output = await screen_texts(

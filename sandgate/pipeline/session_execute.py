@@ -20,6 +20,7 @@ from sandgate.pipeline.outcome import spec_files
 from sandgate.pipeline.stream import Events
 from sandgate.services import Services
 from sandgate.sessions.manager import LiveSession
+from sandgate.tracing import span
 
 __all__ = ["admitted", "execute_in_session", "run"]
 
@@ -69,13 +70,14 @@ async def run(
                     for name, content in spec_files(body, admission.code).items():
                         data = content if isinstance(content, bytes) else content.encode()
                         await live.sandbox.write_file(name, data)
-                    result = await live.sandbox.execute(
-                        admission.code.shown("code"),
-                        limits=admission.limits,
-                        stdin=body.stdin,
-                        outputs=tuple(body.outputs),
-                        on_output=on_output,
-                    )
+                    with span("sandbox.run", execution_id=admission.execution_id, session=True):
+                        result = await live.sandbox.execute(
+                            admission.code.shown("code"),
+                            limits=admission.limits,
+                            stdin=body.stdin,
+                            outputs=tuple(body.outputs),
+                            on_output=on_output,
+                        )
             except SessionEnded as exc:
                 raise await services.sessions.lost(live, exc.reason) from None
             services.sessions.used(live, executions=1)

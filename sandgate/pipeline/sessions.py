@@ -69,6 +69,7 @@ async def create(services: Services, caller: Caller, body: SessionCreate) -> Ses
     idle = _within("idle_timeout_s", body.idle_timeout_s, rules.idle_timeout_s)
     ttl = _within("ttl_s", body.ttl_s, rules.ttl_s)
     await services.auditor.ensure_writable()
+    await services.budgets.admit_session(caller.key, services.policies.current)
     try:
         live = await services.sessions.create(
             caller.key,

@@ -16,6 +16,7 @@ from guards.config import ScreeningConfig
 from sandbox.base import EgressSpec, Limits, MiB
 from sandbox.egress.rules import parse_rule
 from sandbox.languages import IMAGES, LANGUAGES, UnknownImage, language
+from sandgate.policy.budgets import KeyLifetime, Quotas, RateLimits
 
 __all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits", "SessionPolicy"]
 
@@ -179,6 +180,15 @@ class Policy(BaseModel):
     sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     screening: ScreeningConfig = Field(default_factory=ScreeningConfig)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    rate_limits: RateLimits = Field(default_factory=RateLimits, description="Per key.")
+    tenant_rate_limits: RateLimits = Field(
+        default_factory=RateLimits, description="Per tenant: all of its keys together."
+    )
+    quotas: Quotas = Field(default_factory=Quotas, description="Per key, per UTC day.")
+    tenant_quotas: Quotas = Field(
+        default_factory=Quotas, description="Per tenant, per UTC day: all of its keys together."
+    )
+    keys: KeyLifetime = Field(default_factory=KeyLifetime)
 
     @field_validator("languages")
     @classmethod

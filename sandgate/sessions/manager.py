@@ -53,11 +53,13 @@ class SessionManager:
         *,
         memory_budget_mb: int,
         on_end: EndListener,
+        on_closed: EndListener | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
         self.memory_budget_mb = memory_budget_mb
         self.on_end = on_end
+        self.on_closed = on_closed  # told of every end, announced or not (quota charging)
         self._live: dict[str, LiveSession] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -204,6 +206,8 @@ class SessionManager:
         record = self.registry.end(session_id, reason)
         if record is not None:
             log.info("session.ended", session_id=session_id, reason=reason)
+            if self.on_closed is not None:
+                await self.on_closed(record)
             if announce:
                 await self.on_end(record)
         return record

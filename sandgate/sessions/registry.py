@@ -8,12 +8,13 @@ safe across threads; the live sandboxes themselves are held by `SessionManager`.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from sandgate.sqlitedb import open_shared
 
 __all__ = ["KEEP_ENDED_S", "SessionRecord", "SessionRegistry"]
 
@@ -56,12 +57,9 @@ class SessionRegistry:
     """The `sessions` table of `<state>/sessions.db`."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_shared(path)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
                 " key_id TEXT NOT NULL, key_name TEXT NOT NULL, policy TEXT NOT NULL,"

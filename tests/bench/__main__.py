@@ -11,6 +11,8 @@ BENCHES = [
     "bench_languages",
     "bench_docker",
     "bench_screen",
+    "bench_ratelimit",
+    "bench_keys",
     "bench_guards",
     "bench_egress",
     "bench_audit",
