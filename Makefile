@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test bench eval lint
+.PHONY: setup run test test-fast bench eval lint load
 
 setup:
 	.ci/setup run
@@ -18,15 +18,25 @@ test:
 	.ci/setup test
 	$(VENV)/bin/pytest
 
+# The in-process tests only (no sandbox, no service process, no database server): < 1 minute.
+test-fast:
+	.ci/setup run
+	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not redis and not slow and not live"
+
 bench:
 	.ci/setup test
 	$(PY) -m tests.bench
+
+# About a minute of realistic traffic against a local service on real gVisor (locust).
+load:
+	.ci/setup run
+	$(PY) -m tests.load
 
 eval:
 	.ci/setup run
 	$(PY) -m tests.eval.run
 
 lint:
-	$(VENV)/bin/ruff check sandgate sandbox guards tests
-	$(VENV)/bin/ruff format --check sandgate sandbox guards tests
+	$(VENV)/bin/ruff check sandgate sandbox guards tests clients
+	$(VENV)/bin/ruff format --check sandgate sandbox guards tests clients
 	$(VENV)/bin/mypy

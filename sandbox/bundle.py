@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sandbox.attachment import Attachment, Bind
-from sandbox.base import ExecutionSpec, MiB
+from sandbox.base import ExecutionSpec, Limits, MiB
 from sandbox.languages import Language
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "launcher",
     "safe_relative_path",
     "write_bundle",
+    "write_config",
     "write_inputs",
 ]
 
@@ -44,6 +46,7 @@ BASE_ENV = {
     "LANG": "C.UTF-8",
     "PYTHONPATH": WORK_DIR,
     "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",  # output reaches the host as it is written (streaming)
 }
 
 
@@ -51,27 +54,48 @@ class BundleError(ValueError):
     """A spec that cannot be laid out safely (e.g. a file path escaping /work)."""
 
 
+# The file system counts bytes, not characters: NAME_MAX per component; our own cap in total.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+MAX_PATH_DEPTH = 16
+
+
 def safe_relative_path(name: str) -> PurePosixPath:
-    """Validate a user-supplied file name: relative, no `..`, no empty or odd parts."""
+    """Validate a user-supplied file name: UTF-8, relative, no `..`, no empty or odd parts,
+    each component at most 255 bytes and the whole at most 1024 bytes."""
+    shown = ascii(name) if len(name) <= 80 else ascii(name[:80]) + "..."
     if not name or "\x00" in name or "\\" in name:
-        raise BundleError(f"file path {name!r} is empty or has NUL or backslash characters")
+        raise BundleError(f"file path {shown} is empty or has NUL or backslash characters")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BundleError(f"file path {shown} is not valid UTF-8") from None
     path = PurePosixPath(name)
     if path.is_absolute():
-        raise BundleError(f"file path {name!r} is absolute; paths are relative to /work")
-    if any(part in ("..", ".", "") for part in name.split("/")):
-        raise BundleError(f"file path {name!r} has '..', '.' or empty parts")
-    if len(path.parts) > 16 or len(name) > 255:
-        raise BundleError(f"file path {name!r} is too deep or too long")
+        raise BundleError(f"file path {shown} is absolute; paths are relative to /work")
+    parts = name.split("/")
+    if any(part in ("..", ".", "") for part in parts):
+        raise BundleError(f"file path {shown} has '..', '.' or empty parts")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise BundleError(f"file path {shown} is deeper than {MAX_PATH_DEPTH} parts")
+    if len(encoded) > MAX_PATH_BYTES or any(
+        len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts
+    ):
+        raise BundleError(
+            f"file path {shown} is too long: at most {MAX_NAME_BYTES} bytes a part and "
+            f"{MAX_PATH_BYTES} in all (UTF-8)"
+        )
     return path
 
 
-def launcher(language: Language, setup: str | None = None) -> str:
+def launcher(language: Language, limits: Limits, setup: str | None = None) -> str:
     """The shell script that starts the code: copy the files into /work, run the attachments'
     setup (the egress forwarder), then exec the program so it is the sandbox's main process."""
     steps = ["set -e", f"cp -R {INPUT_DIR}/files/. {WORK_DIR}/", f"cd {WORK_DIR}"]
     if setup:
         steps.append(setup)
-    steps.append("exec " + shlex.join([*language.command, f"{INPUT_DIR}/{language.filename}"]))
+    script = f"{INPUT_DIR}/{language.filename}"
+    steps.append("exec " + shlex.join(language.argv(script, limits.memory_mb)))
     return "\n".join(steps)
 
 
@@ -81,9 +105,12 @@ def write_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> No
     targets = [(directory / "files" / safe_relative_path(n), t) for n, t in spec.files.items()]
     (directory / "files").mkdir(parents=True)
     (directory / language.filename).write_text(spec.code, encoding="utf-8")
-    for target, text in targets:
+    if language.prelude:
+        prelude = resources.files("sandbox.prelude").joinpath(language.prelude)
+        (directory / "prelude").write_bytes(prelude.read_bytes())
+    for target, content in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     for path in [directory, *directory.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
@@ -117,6 +144,7 @@ def write_config(
     bundle: Path,
     *,
     args: list[str],
+    language: Language,
     rootfs: Path,
     cgroups_path: str,
     max_processes: int,
@@ -126,7 +154,8 @@ def write_config(
 ) -> None:
     """`bundle/config.json` for a sandbox running `args`, with `bundle/input` at /sandgate.
     `memory_bytes` None leaves memory to the cgroup, whose limit is written later."""
-    process_env = {**BASE_ENV, **attachment.env}
+    nproc = language.task_limit(max_processes)
+    process_env = {**BASE_ENV, **language.env, **attachment.env}
     resources = {} if memory_bytes is None else {"memory": {"limit": memory_bytes}}
     config = {
         "ociVersion": "1.0.2",
@@ -139,7 +168,7 @@ def write_config(
             "capabilities": {},
             "noNewPrivileges": True,
             "rlimits": [
-                {"type": "RLIMIT_NPROC", "hard": max_processes, "soft": max_processes},
+                {"type": "RLIMIT_NPROC", "hard": nproc, "soft": nproc},
                 {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
                 {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
             ],
@@ -188,7 +217,8 @@ def write_bundle(
     write_inputs(bundle / "input", spec, language)
     write_config(
         bundle,
-        args=["/bin/sh", "-c", launcher(language, attachment.setup)],
+        args=["/bin/sh", "-c", launcher(language, spec.limits, attachment.setup)],
+        language=language,
         rootfs=rootfs,
         cgroups_path=cgroups_path,
         max_processes=spec.limits.max_processes,

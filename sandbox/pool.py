@@ -25,6 +25,7 @@ import structlog
 
 from sandbox.base import ExecutionSpec, Limits
 from sandbox.languages import language
+from sandbox.runner import needs_memory_cap
 from sandbox.slot import Slot
 from sandbox.slots import SandboxSlots
 
@@ -60,7 +61,7 @@ class SlotClass:
         """The class of a run in `language_name` under `limits` (a policy's, say)."""
         return cls(
             language=language_name,
-            image=image or language(language_name).image,
+            image=language(language_name).image_for(image),
             max_processes=limits.max_processes,
             disk_mb=limits.disk_mb,
             egress=egress,
@@ -74,8 +75,10 @@ class SlotClass:
 
     @property
     def poolable(self) -> bool:
-        """Whether sandboxes of the class can be started ahead (a runner, no egress)."""
-        return language(self.language).runner is not None and not self.egress
+        """Whether sandboxes of the class can be started ahead: a runner whose command needs
+        no per-request memory cap, and no egress."""
+        lang = language(self.language)
+        return lang.runner is not None and not needs_memory_cap(lang) and not self.egress
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,15 @@ from typing import Self
 import structlog
 
 from sandbox.attachment import Attacher, no_attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable, Status
-from sandbox.bundle import write_bundle, write_config
+from sandbox.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    OutputSink,
+    SandboxBackend,
+    SandboxUnavailable,
+    Status,
+)
+from sandbox.bundle import safe_relative_path, write_bundle, write_config
 from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS
 from sandbox.config import BackendConfig
 from sandbox.host import Footprint
@@ -164,7 +171,9 @@ class RunscBackend(SandboxBackend):
 
     # -- one execution ------------------------------------------------------------------------
 
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` in a ready sandbox of its class, or in one started for it now."""
         lang = language(spec.language)
         cls = SlotClass.of(spec)
@@ -172,6 +181,8 @@ class RunscBackend(SandboxBackend):
             rootfs = self.images.rootfs(cls.image)
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
+        for name in spec.files:
+            safe_relative_path(name)  # BundleError before a sandbox is taken for nothing
         slot = self.pool.claim(cls)
         if slot is not None:
             self._ahead.discard(slot.name)
@@ -189,7 +200,7 @@ class RunscBackend(SandboxBackend):
             started_ahead=slot.ahead,
         )
         try:
-            result = await slot.execute(spec)
+            result = await slot.execute(spec, on_output)
             return result.model_copy(update={"egress": slot.attachment.attempts()})
         finally:
             self._retire(slot)
@@ -219,7 +230,8 @@ class RunscBackend(SandboxBackend):
             install_runner(slot.bundle / "input", lang)
             write_config(
                 slot.bundle,
-                args=runner_argv(lang, self.preimport),
+                args=runner_argv(lang, memory_mb=None, preimport=self.preimport),
+                language=lang,
                 rootfs=rootfs,
                 cgroups_path=slot.cgroup.path,
                 max_processes=cls.max_processes,
@@ -248,12 +260,13 @@ class RunscBackend(SandboxBackend):
             attachment = await slot.attach(self.attacher(spec, slot.bundle))
             if lang.runner is not None:
                 install_runner(slot.bundle / "input", lang)
-                args = runner_argv(lang)
+                args = runner_argv(lang, memory_mb=spec.limits.memory_mb)
                 if attachment.setup:  # the egress forwarder starts first
                     args = ["/bin/sh", "-c", f"set -e\n{attachment.setup}\nexec {shlex.join(args)}"]
                 write_config(
                     slot.bundle,
                     args=args,
+                    language=lang,
                     rootfs=rootfs,
                     cgroups_path=slot.cgroup.path,
                     max_processes=spec.limits.max_processes,

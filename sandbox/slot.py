@@ -24,7 +24,7 @@ import psutil
 import structlog
 
 from sandbox.attachment import Attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, MiB, Status
+from sandbox.base import ExecutionResult, ExecutionSpec, MiB, OutputSink, Status
 from sandbox.cgroup import SandboxCgroup
 from sandbox.runner.protocol import Record, RecordSplitter, execute_frame, new_token, parse_ready
 from sandbox.supervision import KILL_GRACE_S, Watch
@@ -153,9 +153,7 @@ class Slot:
             while line := await reader.readline():
                 event, _, value = line.decode(errors="replace").partition(" ")
                 if event in ("exit", "failed") and not self.exited.done():
-                    code = value.strip()
-                    ok = event == "exit" and code.lstrip("-").isdigit()
-                    self.exited.set_result(int(code) if ok else None)
+                    self.exited.set_result(_exit_code(value) if event == "exit" else None)
         finally:
             transport.close()
             if not self.exited.done():
@@ -191,8 +189,11 @@ class Slot:
 
     # -- the one execution --------------------------------------------------------------------
 
-    async def execute(self, spec: ExecutionSpec) -> ExecutionResult:
-        """Run `spec` here (its code in a frame, for a runner; else already in the bundle)."""
+    async def execute(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
+        """Run `spec` here (its code in a frame, for a runner; else already in the bundle);
+        `on_output` follows the output as it is produced."""
         assert self._process and self._process.stdin and self._process.stdout
         assert self._process.stderr and not self.used
         self.used = True
@@ -206,7 +207,7 @@ class Slot:
                 detail=f"the sandbox could not be given its limits ({exc.strerror or exc}); "
                 f"memory_mb {limits.memory_mb} may be below what the sandbox needs",
             )
-        watch = Watch(limits, self.cgroup)
+        watch = Watch(limits, self.cgroup, on_output)
         stdin = (spec.stdin or "").encode("utf-8")
         splitter = None
         if self.runner:
@@ -295,6 +296,16 @@ async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
             await stdin.drain()
         stdin.close()
         await stdin.wait_closed()
+
+
+def _exit_code(text: str) -> int | None:
+    """The launcher's `exit` value as the contract has it: a sandbox killed by a signal is
+    128 + its number, as a shell (and `runsc run`) says; None if it cannot be read."""
+    try:
+        code = int(text)
+    except ValueError:
+        return None
+    return code if code >= 0 else 128 - code
 
 
 def runtime_errors(log_file: Path) -> list[str]:

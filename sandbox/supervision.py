@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal
 
 import structlog
 
-from sandbox.base import ExecutionResult, Limits, Status
+from sandbox.base import ExecutionResult, Limits, OutputSink, Status
 from sandbox.cgroup import CgroupUsage, SandboxCgroup
 from sandbox.output import CappedOutput, Splitter, decode_output
 
@@ -32,16 +32,30 @@ POLL_S = 0.01
 POLL_NEAR_LIMIT_S = 0.002
 NEAR_LIMIT = 0.75
 KILL_GRACE_S = 3.0
-# Host processes of an idle sandbox besides the code's own: the gofer, the sentry, the ptrace
-# stub master and the stub of the code's first process. Measured with `cgroup.procs` on these
-# hosts (runsc run -detach; Docker's shell that execs the program leaves one more stub).
-HOST_BASELINE_PROCS = 4
+# Host processes of a sandbox besides one per process of the code: the gofer, the sentry and the
+# ptrace stub master (a one-process program shows 4). Measured with `cgroup.procs` on these
+# hosts (under Docker, the shell that execs the program may leave one more stub).
+HOST_BASELINE_PROCS = 3
+
+
+def _follow(
+    sink: OutputSink | None, stream: Literal["stdout", "stderr"]
+) -> Callable[[bytes], Awaitable[None]] | None:
+    if sink is None:
+        return None
+
+    async def follow(chunk: bytes) -> None:
+        await sink(stream, chunk)
+
+    return follow
 
 
 class Watch:
     """The limits watched while one sandbox runs; `stop` is set at the first one passed."""
 
-    def __init__(self, limits: Limits, cgroup: SandboxCgroup) -> None:
+    def __init__(
+        self, limits: Limits, cgroup: SandboxCgroup, on_output: OutputSink | None = None
+    ) -> None:
         self.limits = limits
         self.cgroup = cgroup
         self.reasons: list[str] = []
@@ -49,8 +63,12 @@ class Watch:
         self.peak_procs = 0
         self.forks_refused = False
         self.runner_errors: list[str] = []
-        self.out = CappedOutput(limits.output_bytes, lambda: self.trigger("output"))
-        self.err = CappedOutput(limits.output_bytes, lambda: self.trigger("output"))
+        self.out = CappedOutput(
+            limits.output_bytes, lambda: self.trigger("output"), _follow(on_output, "stdout")
+        )
+        self.err = CappedOutput(
+            limits.output_bytes, lambda: self.trigger("output"), _follow(on_output, "stderr")
+        )
         self.started = time.monotonic()
         self._io: list[asyncio.Task[Any]] = []
         self._background: list[asyncio.Task[Any]] = []

@@ -6,7 +6,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandgate.errors import PayloadTooLarge, error_body
+from sandgate.errors import ERROR, PayloadTooLarge, error_body
 
 __all__ = ["BodyLimitMiddleware"]
 
@@ -25,8 +25,10 @@ class BodyLimitMiddleware:
         message = f"request body is larger than {self.max_bytes} bytes"
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            state = scope.setdefault("state", {})
+            state[ERROR] = (PayloadTooLarge.type, message)
             body = error_body(None, PayloadTooLarge.type, message)
-            body["request_id"] = scope.get("state", {}).get("request_id")
+            body["request_id"] = state.get("request_id")
             await JSONResponse(body, status_code=413)(scope, receive, send)
             return
         seen = 0

@@ -4,22 +4,34 @@
     ├── Unauthorized         401 unauthorized        missing, unknown or revoked API key
     ├── Forbidden            403 forbidden           the key lacks the scope
     ├── PolicyRefused        403 policy_refused      asked for a looser or unknown policy
-    ├── NotFound             404 not_found
+    ├── ScreeningBlocked     403 screening_blocked   a file in or out was blocked by screening
+    ├── NotFound             404 not_found           (`session_not_found`, `file_not_found`)
     ├── PayloadTooLarge      413 payload_too_large
+    ├── (body unreadable)    400 bad_request          not JSON, or not UTF-8
+    ├── (wrong method)       405 method_not_allowed
     ├── (body not JSON)      415 unsupported_media_type
-    ├── (schema violated)    422 invalid_request     `details` name each field (`loc`)
-    ├── InvalidInput         422 invalid_input       passed the schema, broke a rule
+    ├── InvalidInput         422 invalid_request     the schema or a rule of the policy is
+    │                                                broken; `details` name each field (`loc`)
+    ├── Conflict             409 session_busy        the session runs another execution
+    ├── Gone                 410 session_ended       the session ended; `details` give why
     ├── Busy                 429 busy                no sandbox slot in time (Retry-After)
+    ├── RateLimited          429 rate_limited        the key's or tenant's bucket is empty
+    │                                                (Retry-After, RateLimit-*)
+    ├── QuotaExceeded        429 quota_exceeded      a quota of the key or tenant is used up
+    │                                                (named in the message and `details`)
+    ├── NotSupported         501 not_supported       the backend cannot do this (named)
     └── Unavailable          503 unavailable         backend, image or audit store down
+        (AuditUnavailable from `sandgate.audit` is answered the same way)
 
 Every answer is JSON: `{"error": {"type", "message", "details"?}, "request_id"}`. Validation
 errors name the field (`loc`) but never echo the input back: it may hold secrets or PII.
-Anything unexpected is logged with its traceback and answered with a bare 500.
+Anything unexpected is logged with its traceback and answered with a bare 500. Each handler
+leaves the error's type and message in the request's state for the audit trail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -29,13 +41,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandgate.audit.errors import AuditUnavailable
+
 __all__ = [
+    "ERROR",
     "Busy",
+    "Conflict",
+    "Gone",
+    "NotSupported",
+    "ScreeningBlocked",
+    "SessionNotFound",
+    "FileMissing",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
     "PolicyRefused",
+    "QuotaExceeded",
+    "RateLimited",
     "SandgateError",
     "Unauthorized",
     "Unavailable",
@@ -44,6 +67,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+ERROR = "error"  # the request state's key for (type, message) of its error answer
 
 
 class SandgateError(Exception):
@@ -92,11 +116,29 @@ class PolicyRefused(Forbidden):
     type = "policy_refused"
 
 
+class ScreeningBlocked(Forbidden):
+    """Screening blocked what the request would have written or returned."""
+
+    type = "screening_blocked"
+
+
 class NotFound(SandgateError):
     """No such resource."""
 
     status_code = 404
     type = "not_found"
+
+
+class SessionNotFound(NotFound):
+    """No session of that id for this tenant (another tenant's is never revealed)."""
+
+    type = "session_not_found"
+
+
+class FileMissing(NotFound):
+    """No such file in the session's /work."""
+
+    type = "file_not_found"
 
 
 class PayloadTooLarge(SandgateError):
@@ -107,10 +149,10 @@ class PayloadTooLarge(SandgateError):
 
 
 class InvalidInput(SandgateError):
-    """Well-formed input that breaks a rule (a limit, a file path)."""
+    """Input that breaks the schema or a rule (a limit of the policy, a file path)."""
 
     status_code = 422
-    type = "invalid_input"
+    type = "invalid_request"
 
 
 class Busy(SandgateError):
@@ -118,6 +160,41 @@ class Busy(SandgateError):
 
     status_code = 429
     type = "busy"
+
+
+class RateLimited(SandgateError):
+    """The key's or its tenant's rate-limit bucket for the route is empty."""
+
+    status_code = 429
+    type = "rate_limited"
+
+
+class Conflict(SandgateError):
+    """The resource is busy with another request."""
+
+    status_code = 409
+    type = "session_busy"
+
+
+class Gone(SandgateError):
+    """The resource has ended."""
+
+    status_code = 410
+    type = "session_ended"
+
+
+class QuotaExceeded(SandgateError):
+    """A quota of the key or tenant is used up; the message names it."""
+
+    status_code = 429
+    type = "quota_exceeded"
+
+
+class NotSupported(SandgateError):
+    """The configured backend cannot do what was asked; the message names one that can."""
+
+    status_code = 501
+    type = "not_supported"
 
 
 class Unavailable(SandgateError):
@@ -136,49 +213,70 @@ def error_body(request: Request | None, type_: str, message: str, details: Any =
     return {"error": error, "request_id": request_id}
 
 
+def _answer(
+    request: Request,
+    status: int,
+    type_: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """An error answer; its type and message stay in the request's state for the audit trail."""
+    request.scope.setdefault("state", {})[ERROR] = (type_, message)
+    return JSONResponse(
+        error_body(request, type_, message, details), status_code=status, headers=headers
+    )
+
+
+def _loc_part(part: Any) -> Any:
+    """A location step safe to send back: a bad dict key may not be valid UTF-8 itself."""
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(text)[1:-1]
+    return text if len(text) <= 128 else text[:128] + "..."
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        {
+            "loc": [_loc_part(p) for p in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
 
 
-RefusalHook = Callable[[Request, SandgateError], Awaitable[None]]
-
-
-def install_handlers(app: FastAPI, on_refusal: RefusalHook | None = None) -> None:
-    """Register the error table on `app`. `on_refusal` sees every 401, 403 and 429 before it
-    is answered (the audit log); if it raises a SandgateError, that is answered instead."""
+def install_handlers(app: FastAPI) -> None:
+    """Register the error table on `app`."""
 
     @app.exception_handler(SandgateError)
     async def _sandgate(request: Request, exc: SandgateError) -> JSONResponse:
-        if on_refusal is not None and isinstance(exc, Unauthorized | Forbidden | Busy):
-            try:
-                await on_refusal(request, exc)
-            except SandgateError as failure:
-                exc = failure
         if exc.status_code >= 500:
             log.warning("request.failed", error=exc.type, message=exc.message)
-        return JSONResponse(
-            error_body(request, exc.type, exc.message, exc.details),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        return _answer(request, exc.status_code, exc.type, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(AuditUnavailable)
+    async def _audit(request: Request, exc: AuditUnavailable) -> JSONResponse:
+        log.warning("request.failed", error=Unavailable.type, message=str(exc))
+        return _answer(request, 503, Unavailable.type, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         content_type = request.headers.get("content-type", "")
-        if request.method in ("POST", "PUT") and "json" not in content_type:
+        body_refused = any(err.get("loc", ("",))[0] == "body" for err in exc.errors())
+        if body_refused and "json" not in content_type:
             message = (
                 f"send the body as JSON (Content-Type: application/json), not {content_type!r}"
             )
-            return JSONResponse(error_body(request, "unsupported_media_type", message), 415)
+            return _answer(request, 415, "unsupported_media_type", message)
         details = _validation_details(exc)
         where = ", ".join(".".join(str(p) for p in d["loc"]) + ": " + d["msg"] for d in details)
-        return JSONResponse(
-            error_body(request, "invalid_request", f"invalid request: {where}", details),
-            status_code=422,
-        )
+        return _answer(request, 422, InvalidInput.type, f"invalid request: {where}", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -186,13 +284,12 @@ def install_handlers(app: FastAPI, on_refusal: RefusalHook | None = None) -> Non
             (c for c in SandgateError.__subclasses__() if c.status_code == exc.status_code), None
         )
         type_ = own.type if own else HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        return JSONResponse(
-            error_body(request, type_, str(exc.detail)),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        message = str(exc.detail)
+        if exc.status_code == 400:  # FastAPI's words for a body it could not decode
+            message = "the body cannot be read: send UTF-8 JSON"
+        return _answer(request, exc.status_code, type_, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("request.crashed", error=type(exc).__name__, exc_info=exc)
-        return JSONResponse(error_body(request, "internal_error", "internal error"), 500)
+        return _answer(request, 500, "internal_error", "internal error")

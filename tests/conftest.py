@@ -18,9 +18,9 @@ from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate.settings import REPO_ROOT
 from tests.helpers import LiveServer, leftovers_of, start_server
+from tests.inproc import ADMIN_KEY
 
 SHARED_IMAGES = REPO_ROOT / ".state" / "images"
-ADMIN_KEY = "sg_test_admin_" + "k" * 32
 _used_state_dirs: list[Path] = []
 
 
@@ -31,6 +31,13 @@ def make_state_dir(base: Path) -> Path:
     (base / "images").symlink_to(SHARED_IMAGES)
     _used_state_dirs.append(base)
     return base
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that talks to the service in its own process is `live` (not in test-fast)."""
+    for item in items:
+        if "server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(scope="session")

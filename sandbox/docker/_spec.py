@@ -16,7 +16,7 @@ from typing import Any
 from docker.types import LogConfig, Ulimit
 
 from sandbox.attachment import Attachment
-from sandbox.base import ExecutionSpec, MiB
+from sandbox.base import ExecutionSpec, Limits, MiB
 from sandbox.bundle import (
     BASE_ENV,
     INPUT_DIR,
@@ -53,14 +53,14 @@ def write_docker_inputs(
     (directory / STDIN_FILE).chmod(0o644)
 
 
-def _command(language: Language, attachment: Attachment, runner: bool) -> list[str]:
+def _command(language: Language, limits: Limits, attachment: Attachment) -> list[str]:
     redirect = f"exec < {INPUT_DIR}/{STDIN_FILE}"
     setup = f"{attachment.setup}\n{redirect}" if attachment.setup else redirect
-    env = {**BASE_ENV, **attachment.env}
+    env = {**BASE_ENV, **language.env, **attachment.env}
     script = (
-        f"set -e\n{setup}\nexec {shlex.join(runner_argv(language))}"
-        if runner
-        else launcher(language, setup)
+        f"set -e\n{setup}\nexec {shlex.join(runner_argv(language, memory_mb=limits.memory_mb))}"
+        if language.runner
+        else launcher(language, limits, setup)
     )
     # `env -i`: exactly the runsc backend's environment; Docker would add HOSTNAME.
     return [
@@ -86,7 +86,7 @@ def container_config(
     """(create_container arguments, create_host_config arguments) for one execution."""
     limits = spec.limits
     memory = limits.memory_mb * MiB
-    nproc = limits.max_processes
+    nproc = language.task_limit(limits.max_processes)
     tmpfs_options = (
         f"size={limits.disk_mb}m,mode=0700,uid={SANDBOX_UID},gid={SANDBOX_GID},exec,nosuid,nodev"
     )
@@ -117,7 +117,7 @@ def container_config(
         "log_config": LogConfig(type="none"),
     }
     create = {
-        "command": _command(language, attachment, runner=language.runner is not None),
+        "command": _command(language, limits, attachment),
         "user": f"{SANDBOX_UID}:{SANDBOX_GID}",
         "working_dir": "/",
         "hostname": "sandbox",

@@ -13,7 +13,7 @@ import structlog
 from docker.errors import DockerException
 
 from sandbox.attachment import Attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxUnavailable
+from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, SandboxUnavailable
 from sandbox.cgroup import SandboxCgroup
 from sandbox.docker._client import DockerCalls
 from sandbox.docker._stream import open_attach_stream
@@ -39,12 +39,13 @@ async def supervise(
     attachment: Attachment,
     freezer: Path,
     token: str | None,
+    on_output: OutputSink | None = None,
 ) -> ExecutionResult:
     """Attach, start, watch the limits, kill at the first one passed, and classify the outcome
     (the runsc backend's classification, from the same cgroup counters). `freezer` is the
     container's freezer cgroup, thawed when a kill hangs; `token` tags the records of its
     runner, if the program is one."""
-    watch = Watch(spec.limits, cgroup)
+    watch = Watch(spec.limits, cgroup, on_output)
     splitter = RecordSplitter(token, watch.on_record) if token else None
     # Attached before the start, so not one byte of output is missed.
     hijacked = await calls.call(
@@ -69,7 +70,7 @@ async def supervise(
     return watch.result(
         exit_code,
         cgroup.usage(),
-        extra_processes=attachment.processes + 1,  # the stub `env` and `sh` left (see Watch)
+        extra_processes=attachment.processes,
         oom=bool(state.get("OOMKilled")),
         runtime_errors=[state["Error"]] if state.get("Error") else [],
         backend="docker",

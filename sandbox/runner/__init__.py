@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from sandbox.bundle import INPUT_DIR
 from sandbox.languages import Language
 
-__all__ = ["install_runner", "runner_argv", "runner_path"]
+__all__ = ["install_runner", "needs_memory_cap", "runner_argv", "runner_path"]
 
 
 def runner_path(language: Language) -> Path:
@@ -35,7 +35,17 @@ def install_runner(inputs: Path, language: Language) -> None:
     target.chmod(0o644)
 
 
-def runner_argv(language: Language, preimport: tuple[str, ...] = ()) -> list[str]:
-    """The command that starts the runner inside the sandbox."""
-    argv = [*language.command, _inside(language)]
+def runner_argv(
+    language: Language, *, memory_mb: int | None, preimport: tuple[str, ...] = ()
+) -> list[str]:
+    """The command that starts the runner inside the sandbox. `memory_mb` None: a sandbox
+    started ahead, before any request's cap is known (see `needs_memory_cap`)."""
+    if memory_mb is None and needs_memory_cap(language):
+        raise ValueError(f"{language.name}'s command needs the memory cap; start it per request")
+    argv = language.argv(_inside(language), memory_mb or 0)
     return argv + (["--preimport", ",".join(preimport)] if preimport else [])
+
+
+def needs_memory_cap(language: Language) -> bool:
+    """Whether the language's command line holds the request's memory cap (node's heap)."""
+    return any("{memory_mb}" in part for part in language.command)

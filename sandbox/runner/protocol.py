@@ -7,12 +7,15 @@ passes, so the output the caller keeps is exactly what the code wrote.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox.base import ExecutionSpec
+from sandbox.bundle import safe_relative_path
+from sandbox.languages import language
 
 __all__ = [
     "MAGIC",
@@ -48,15 +51,25 @@ def frame_bytes(frame: Mapping[str, Any]) -> bytes:
 
 
 def execute_frame(spec: ExecutionSpec, token: str) -> bytes:
-    """The `execute` frame of `spec` in `once` mode (its stdin follows the frame)."""
+    """The `execute` frame of `spec` in `once` mode (its stdin follows the frame); raises
+    BundleError for a file name that is not safe, before anything is sent."""
+    files: dict[str, dict[str, str]] = {}
+    for name, content in spec.files.items():
+        safe_relative_path(name)
+        files[name] = (
+            {"base64": base64.b64encode(content).decode("ascii")}
+            if isinstance(content, bytes)
+            else {"text": content}
+        )
+    processes = language(spec.language).task_limit(spec.limits.max_processes)
     return frame_bytes(
         {
             "type": "execute",
             "token": token,
             "mode": "once",
             "code": spec.code,
-            "files": {name: {"text": text} for name, text in spec.files.items()},
-            "limits": {"processes": spec.limits.max_processes},
+            "files": files,
+            "limits": {"processes": processes},
         }
     )
 

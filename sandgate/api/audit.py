@@ -2,7 +2,7 @@
 
 All three need the `audit:read` scope. A key sees only its own tenant's records unless it is an
 admin key; a tenant-filtered export is a slice, verified as such (`sandgate audit verify
---filtered`).
+--filtered`). Times are ISO-8601 strings only: a bare number is refused, never read as Unix time.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
-from sandgate.audit.base import AuditError, RecordFilter
-from sandgate.audit.export import MEDIA_TYPES, Format, export_lines
+from sandgate.api.responses import NDJSONStream, errors
+from sandgate.audit.base import RecordFilter
+from sandgate.audit.export import MEDIA_TYPES, Format
 from sandgate.deps import ServicesDep, require
-from sandgate.errors import Forbidden, Unavailable
+from sandgate.errors import Forbidden
 from sandgate.keys import ApiKey, Scope
 
 __all__ = ["router"]
@@ -26,12 +26,22 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 Reader = Annotated[ApiKey, Depends(require(Scope.AUDIT_READ))]
 
 
-Since = Annotated[datetime | None, Query(description="Records at or after (ISO-8601; UTC).")]
-Until = Annotated[datetime | None, Query(description="Records strictly before.")]
-KeyId = Annotated[str | None, Query(alias="key", description="A key id.")]
-Tenant = Annotated[str | None, Query(description="A tenant (non-admin keys: their own).")]
-ActionQ = Annotated[str | None, Query(description="e.g. execute, screen, auth.denied.")]
-Verdict = Annotated[str | None, Query(description="e.g. allow, redact, block, deny.")]
+def _iso(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("an ISO-8601 time such as 2026-11-01T00:00:00Z")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("an ISO-8601 time such as 2026-11-01T00:00:00Z") from None
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso)]
+Since = Annotated[IsoTime | None, Query(description="Records at or after (ISO-8601; UTC).")]
+Until = Annotated[IsoTime | None, Query(description="Records strictly before (ISO-8601).")]
+KeyId = Annotated[str | None, Query(alias="key", max_length=256, description="A key id.")]
+Tenant = Annotated[str | None, Query(max_length=256, description="A tenant (yours if not admin).")]
+ActionQ = Annotated[str | None, Query(max_length=64, description="e.g. execute, auth.denied.")]
+Verdict = Annotated[str | None, Query(max_length=64, description="e.g. allow, block, deny.")]
 
 
 async def record_filter(
@@ -56,47 +66,63 @@ async def record_filter(
 Where = Annotated[RecordFilter, Depends(record_filter)]
 
 
-@router.get("/records", summary="Records newest first, a page at a time.")
+@router.get(
+    "/records",
+    name="audit.records",
+    summary="Records newest first, a page at a time.",
+    responses=errors(403, 422),
+)
 async def records(
     services: ServicesDep,
     where: Where,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    before_seq: Annotated[int | None, Query(ge=1, description="Page before this seq.")] = None,
+    before_seq: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Page before this seq.")
+    ] = None,
 ) -> dict[str, Any]:
     """One page; pass the last record's `seq` as `before_seq` for the next."""
-    try:
-        page = await anyio.to_thread.run_sync(
-            lambda: services.auditor.store.page(where, limit=limit, before_seq=before_seq)
-        )
-    except AuditError:
-        raise Unavailable("the audit log is unavailable") from None
+    page = await services.auditor.page(where, limit=limit, before_seq=before_seq)
     return {
         "records": [r.model_dump(mode="json") for r in page],
         "next_before_seq": page[-1].seq if len(page) == limit else None,
     }
 
 
-@router.get("/export", summary="Stream matching records as JSONL, CSV or OCSF, with chain fields.")
+@router.get(
+    "/export",
+    name="audit.export",
+    summary="Stream matching records as JSONL, CSV or OCSF, with chain fields.",
+    response_class=NDJSONStream,
+    responses={
+        200: {
+            "description": "JSONL and OCSF as `application/x-ndjson`, CSV as `text/csv`.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **errors(403, 422),
+    },
+)
 async def export(
     services: ServicesDep,
     where: Where,
     format: Annotated[Format, Query(description="jsonl, csv or ocsf.")] = "jsonl",  # noqa: A002
-) -> StreamingResponse:
+) -> NDJSONStream:
     """Streams in constant memory whatever the log's size (a database cursor, read in batches)."""
-    return StreamingResponse(
-        export_lines(services.auditor.store, format, where),
+    await services.auditor.ensure_writable()  # a store that is down is a 503, not a cut stream
+    lines = services.auditor.export(format, where)
+    return NDJSONStream(
+        lines,
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="sandgate-audit.{format}"'},
     )
 
 
-@router.get("/verify", summary="Walk the whole chain; name the first record that does not hold.")
+@router.get(
+    "/verify",
+    name="audit.verify",
+    summary="Walk the whole chain; name the first record that does not hold.",
+    responses=errors(403),
+)
 async def verify(services: ServicesDep, _key: Reader) -> dict[str, Any]:
     """`ok`, the count, and on failure the first bad `seq` and why."""
-    try:
-        report = await anyio.to_thread.run_sync(
-            lambda: services.auditor.store.verify(services.audit_hmac_key)
-        )
-    except AuditError:
-        raise Unavailable("the audit log is unavailable") from None
+    report = await services.auditor.verify()
     return {**report.model_dump(mode="json"), "summary": report.summary()}

@@ -1,4 +1,4 @@
-"""`POST /execute`: run agent code in a sandbox."""
+"""`POST /execute`: run agent code in a sandbox (the path is `sandgate.pipeline.execute`)."""
 
 from __future__ import annotations
 
@@ -6,76 +6,43 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from guards import Action
-from sandgate.auditing import Auditor
-from sandgate.deps import ServicesDep, client_address, require
-from sandgate.keys import ApiKey, Scope
+from sandgate.api.responses import errors
+from sandgate.api.streaming import STREAM_DOC, streamed, wants_stream
+from sandgate.deps import ServicesDep, caller
+from sandgate.keys import Scope
 from sandgate.models import ExecuteRequest, ExecuteResponse
+from sandgate.pipeline import execute as pipeline
+from sandgate.pipeline.caller import Caller
+from sandgate.pipeline.execution import events_for
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["execute"])
 
 
-def _details(response: ExecuteResponse, body: ExecuteRequest, limits: Any) -> dict[str, Any]:
-    """What the audit record keeps beyond excerpts: outcome, resource use, findings, egress."""
-    return {
-        "execution_id": response.execution_id,
-        "language": body.language,
-        "exit_code": response.exit_code,
-        "detail": response.detail,
-        "wall_ms": response.wall_ms,
-        "cpu_ms": response.cpu_ms,
-        "peak_memory_bytes": response.peak_memory_bytes,
-        "stdout_truncated": response.stdout_truncated,
-        "stderr_truncated": response.stderr_truncated,
-        "output_withheld": response.output_withheld,
-        "limits": limits,
-        "files": sorted(body.files),
-        "screening": {
-            stage: {
-                "verdict": s.verdict,
-                "findings": [
-                    f.model_dump(
-                        include={"detector", "type", "start", "end", "score", "action", "source"}
-                    )
-                    for f in s.findings
-                ],
-            }
-            for stage, s in response.screening.items()
-        },
-        "egress": [a.model_dump() for a in response.egress],
-    }
-
-
-@router.post("/execute", summary="Run code in a gVisor sandbox.")
+@router.post(
+    "/execute",
+    name="execute",
+    response_model=ExecuteResponse,
+    summary="Run code in a gVisor sandbox.",
+    responses=STREAM_DOC | errors(400, 403, 413, 415, 422, 429),
+)
 async def execute(
     body: ExecuteRequest,
     request: Request,
     services: ServicesDep,
-    key: Annotated[ApiKey, Depends(require(Scope.EXECUTE))],
-) -> ExecuteResponse:
+    who: Annotated[Caller, Depends(caller(Scope.EXECUTE, "execute"))],
+) -> Any:
     """Run `code` under the caller's policy (or a stricter one it names). Answered only once
-    the audit record of the execution is committed."""
-    resolved = services.policies.resolve(key.name, key.tenant, body.policy)
-    await services.auditor.ensure_writable()
-    response, kept = await services.executor.execute(
-        body, resolved, tenant=key.tenant, request_id=request.state.request_id
+    the audit record of the execution is committed; streamed with `Accept:
+    application/x-ndjson`."""
+    admission = await pipeline.admitted(services, who, body)
+    if not wants_stream(request):
+        return await pipeline.run(services, who, body, admission)
+    events = events_for(services, who, admission.resolved)
+    return streamed(
+        request,
+        services.auditor,
+        events,
+        lambda: pipeline.run(services, who, body, admission, events),
     )
-    verdict = max(
-        (s.verdict for s in response.screening.values()), key=lambda a: a.rank, default=Action.ALLOW
-    )
-    await services.auditor.record(
-        Auditor.event(
-            "execute",
-            key=key,
-            request_id=response.request_id,
-            client=client_address(request),
-            policy=resolved,
-            verdict=verdict.value,
-            status=response.status.value,
-            content=kept,
-            details=_details(response, body, resolved.policy.limits.model_dump()),
-        )
-    )
-    return response

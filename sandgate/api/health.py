@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
-import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
+from sandgate.keys.expiry import expiring
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
 
@@ -18,7 +20,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness: the process answers.")
+@router.get("/health", name="health", summary="Liveness: the process answers.")
 async def health() -> dict[str, str]:
     """Always `ok` while the process serves requests."""
     return {"status": "ok"}
@@ -29,13 +31,40 @@ async def _audit_check(services: Services) -> dict[str, Any]:
     if not auditor.enabled:
         return {"ok": False, "detail": "auditing is off (SANDGATE_AUDIT_DSN=off)"}
     try:
-        head = await anyio.to_thread.run_sync(auditor.store.head)
+        records = await auditor.head_seq()
     except AuditError as exc:
         return {"ok": False, "detail": f"audit store unavailable: {type(exc).__name__}"}
-    return {"ok": True, "records": head.seq}
+    return {"ok": True, "records": records}
 
 
-@router.get("/ready", summary="Readiness: every part a request needs is in place.")
+def _images_check(services: Services) -> dict[str, Any]:
+    """Every image with its recipe hash, size and whether it is built; failing when one the
+    loaded policies allow is not built."""
+    statuses = services.images.statuses()
+    allowed = {
+        i for p in services.policies.current.policies.values() for i in p.policy.allowed_images()
+    }
+    missing = sorted(s.name for s in statuses if s.name in allowed and not s.built)
+    check: dict[str, Any] = {
+        "ok": not missing,
+        "images": [s.model_dump(exclude_none=True) for s in statuses],
+    }
+    if missing:
+        check["detail"] = f"not built: {missing}; run `sandgate image build`"
+    return check
+
+
+@router.get(
+    "/ready",
+    name="ready",
+    summary="Readiness: every part a request needs is in place.",
+    responses={
+        503: {
+            "description": "Not ready: the failing checks say why (the same body as 200).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def ready(services: ServicesDep) -> JSONResponse:
     """Each check by name with `ok` and, when failing, what is wrong; 503 if any fails."""
     checks: dict[str, Any] = {
@@ -45,6 +74,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks["audit"] = await _audit_check(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    checks["images"] = _images_check(services)
+    checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
     screener = services.screener
     checks["screening"] = {
         "ok": True,
@@ -60,6 +91,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
             f"policy reload rejected ({len(registry.rejected.issues)} problem(s), e.g. {first}); "
             "the last good policies stay in force"
         )
+    listed = await asyncio.to_thread(services.keys.list)
+    warnings += expiring(listed, registry.current, time.time())
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",

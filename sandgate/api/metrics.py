@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sandgate.api.responses import errors
 from sandgate.deps import CurrentKey, ServicesDep
 
 __all__ = ["router"]
@@ -12,7 +14,13 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics of the service, all workers summed.")
-async def metrics(services: ServicesDep, _key: CurrentKey) -> Response:
-    """Counters of executions, refusals, screenings and policy reloads."""
-    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    name="metrics.read",
+    summary="Prometheus metrics of the service, all workers summed.",
+    response_class=PlainTextResponse,
+    responses=errors(),
+)
+async def metrics(services: ServicesDep, _key: CurrentKey) -> PlainTextResponse:
+    """Counters of executions, refusals, screenings and policy reloads (text format 0.0.4)."""
+    return PlainTextResponse(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -8,7 +8,7 @@ import json
 import time as monotonic_clock
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import AbstractContextManager, closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +18,14 @@ from pydantic import ValidationError
 from sandgate.audit._group import GroupCommit
 from sandgate.audit.base import (
     AuditCorrupt,
+    AuditError,
     AuditEvent,
     AuditRecord,
     AuditStore,
     Checkpoint,
+    CheckpointReason,
     Head,
+    PruneResult,
     RecordFilter,
     VerifyReport,
 )
@@ -182,9 +185,81 @@ class SqlAuditStore(AuditStore):
         self._prepare(events)
         return self._commit(events)
 
+    placeholder = "?"
+
     @abc.abstractmethod
+    def _write(self) -> AbstractContextManager[tuple[Any, Head]]:
+        """One write transaction, serialised across threads, processes and hosts: the
+        connection and the head as it is inside that transaction."""
+
+    @abc.abstractmethod
+    def _insert_rows(self, conn: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert record rows on `conn` inside its transaction."""
+
+    def _after_prune(self) -> None:  # noqa: B027 - only SQLite has space to hand back
+        """Housekeeping once a prune is committed."""
+
+    def _sql(self, template: str) -> str:
+        return template.replace("?", self.placeholder)
+
     def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Seal and commit already-checked events in one transaction, under the write lock."""
+        with self._write() as (conn, head):
+            sealed = self._seal(events, head)
+            self._insert_rows(conn, sealed.rows)
+            if sealed.checkpoint is not None:
+                conn.execute(self._insert_cp, checkpoint_row(sealed.checkpoint))
+            conn.execute(
+                self._sql("UPDATE audit_head SET seq = ?, hash = ?, time = ? WHERE id = 1"),
+                (sealed.head.seq, sealed.head.hash, sealed.head.time),
+            )
+        self._committed(sealed)
+        return sealed.records
+
+    @property
+    def _insert_cp(self) -> str:
+        return insert_sql("audit_checkpoints", CP_COLUMNS, self.placeholder)
+
+    def checkpoint(self, hmac_key: bytes, *, reason: CheckpointReason = "manual") -> Checkpoint:
+        """Sign the current head now (or return the same-reason checkpoint already there)."""
+        with self._write() as (conn, head):
+            if head.seq == 0:
+                raise AuditError("the audit log is empty: there is nothing to checkpoint")
+            row = conn.execute(
+                self._sql(f"{SELECT_CHECKPOINTS} WHERE seq = ? AND reason = ?"),
+                (head.seq, reason),
+            ).fetchone()
+            if row is not None:
+                return row_checkpoint(row)
+            cp = sign_checkpoint(
+                hmac_key, seq=head.seq, hash=head.hash, time=now_after(head), reason=reason
+            )
+            conn.execute(self._insert_cp, checkpoint_row(cp))
+        self._logged_checkpoint(cp)
+        return cp
+
+    def prune(self, before: datetime, hmac_key: bytes) -> PruneResult:
+        """Delete records older than `before` in one transaction, after a signed checkpoint."""
+        with self._write() as (conn, head):
+            row = conn.execute(
+                self._sql(
+                    "SELECT seq, hash FROM audit_records WHERE time < ? ORDER BY seq DESC LIMIT 1"
+                ),
+                (format_time(before),),
+            ).fetchone()
+            if row is None:
+                return PruneResult(deleted=0, checkpoint=None)
+            cp = sign_checkpoint(
+                hmac_key, seq=row[0], hash=row[1], time=now_after(head), reason="prune"
+            )
+            conn.execute(self._insert_cp, checkpoint_row(cp))
+            deleted = conn.execute(
+                self._sql("DELETE FROM audit_records WHERE seq <= ?"), (cp.seq,)
+            ).rowcount
+            conn.execute(self._sql("DELETE FROM audit_checkpoints WHERE seq < ?"), (cp.seq,))
+        self._after_prune()
+        self._logged_checkpoint(cp)
+        return PruneResult(deleted=deleted, checkpoint=cp)
 
     def _prepare(self, events: Sequence[AuditEvent]) -> None:
         """Refuse the batch before taking any lock if one event may not be stored."""
@@ -238,8 +313,6 @@ class SqlAuditStore(AuditStore):
         log.info("audit.checkpoint", **cp.model_dump())
 
     # -- reads: the same SQL on both backends but for the parameter placeholder ------------
-
-    placeholder = "?"
 
     @abc.abstractmethod
     def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -31,31 +30,19 @@ from sandgate.audit._pool import ConnectionPool
 from sandgate.audit._schema import POSTGRES_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
-    CP_COLUMNS,
-    SELECT_CHECKPOINTS,
     SqlAuditStore,
-    checkpoint_row,
     insert_sql,
-    now_after,
-    row_checkpoint,
 )
 from sandgate.audit.base import (
     AuditError,
-    AuditEvent,
-    AuditRecord,
     AuditUnavailable,
-    Checkpoint,
-    CheckpointReason,
     Head,
-    PruneResult,
 )
-from sandgate.audit.chain import format_time, sign_checkpoint
 
 __all__ = ["PostgresAuditStore"]
 
 _SCHEMA_LOCK = 0x5A6D_A0D1  # advisory lock id: one schema creation at a time
 _INSERT = insert_sql("audit_records", COLUMNS, "%s")
-_INSERT_CP = insert_sql("audit_checkpoints", CP_COLUMNS, "%s")
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -129,20 +116,9 @@ class PostgresAuditStore(SqlAuditStore):
                     raise AuditUnavailable("audit database: the head row is missing")
                 yield conn, Head(seq=row[0], hash=row[1], time=row[2])
 
-    def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Seal and commit checked events in one transaction (all or none)."""
-        with self._write() as (conn, head):
-            sealed = self._seal(events, head)
-            with conn.cursor() as cur:
-                cur.executemany(_INSERT, sealed.rows)
-            if sealed.checkpoint is not None:
-                conn.execute(_INSERT_CP, checkpoint_row(sealed.checkpoint))
-            conn.execute(
-                "UPDATE audit_head SET seq = %s, hash = %s, time = %s WHERE id = 1",
-                (sealed.head.seq, sealed.head.hash, sealed.head.time),
-            )
-        self._committed(sealed)
-        return sealed.records
+    def _insert_rows(self, conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(_INSERT, rows)
 
     def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
         """Rows of a query through a server-side cursor on a read-only connection of its own."""
@@ -171,41 +147,6 @@ class PostgresAuditStore(SqlAuditStore):
         if not rows:
             raise AuditUnavailable("audit database: the head row is missing")
         return Head(seq=rows[0][0], hash=rows[0][1], time=rows[0][2])
-
-    def checkpoint(self, hmac_key: bytes, *, reason: CheckpointReason = "manual") -> Checkpoint:
-        """Sign the current head now (or return the same-reason checkpoint already there)."""
-        with self._write() as (conn, head):
-            if head.seq == 0:
-                raise AuditError("the audit log is empty: there is nothing to checkpoint")
-            row = conn.execute(
-                f"{SELECT_CHECKPOINTS} WHERE seq = %s AND reason = %s", (head.seq, reason)
-            ).fetchone()
-            if row is not None:
-                return row_checkpoint(row)
-            cp = sign_checkpoint(
-                hmac_key, seq=head.seq, hash=head.hash, time=now_after(head), reason=reason
-            )
-            conn.execute(_INSERT_CP, checkpoint_row(cp))
-        self._logged_checkpoint(cp)
-        return cp
-
-    def prune(self, before: datetime, hmac_key: bytes) -> PruneResult:
-        """Delete records older than `before` in one transaction, after a signed checkpoint."""
-        with self._write() as (conn, head):
-            row = conn.execute(
-                "SELECT seq, hash FROM audit_records WHERE time < %s ORDER BY seq DESC LIMIT 1",
-                (format_time(before),),
-            ).fetchone()
-            if row is None:
-                return PruneResult(deleted=0, checkpoint=None)
-            cp = sign_checkpoint(
-                hmac_key, seq=row[0], hash=row[1], time=now_after(head), reason="prune"
-            )
-            conn.execute(_INSERT_CP, checkpoint_row(cp))
-            deleted = conn.execute("DELETE FROM audit_records WHERE seq <= %s", (cp.seq,)).rowcount
-            conn.execute("DELETE FROM audit_checkpoints WHERE seq < %s", (cp.seq,))
-        self._logged_checkpoint(cp)
-        return PruneResult(deleted=deleted, checkpoint=cp)
 
     def close(self) -> None:
         """Close the store's connections; it cannot be used afterwards."""

@@ -22,7 +22,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +29,18 @@ from sandgate.audit._pool import ConnectionPool
 from sandgate.audit._schema import SCHEMA_VERSION, SQLITE_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
-    CP_COLUMNS,
-    SELECT_CHECKPOINTS,
     SqlAuditStore,
-    checkpoint_row,
     insert_sql,
-    now_after,
-    row_checkpoint,
 )
 from sandgate.audit.base import (
     AuditError,
-    AuditEvent,
-    AuditRecord,
     AuditUnavailable,
-    Checkpoint,
-    CheckpointReason,
     Head,
-    PruneResult,
 )
-from sandgate.audit.chain import format_time, sign_checkpoint
 
 __all__ = ["SQLiteAuditStore"]
 
 _INSERT = insert_sql("audit_records", COLUMNS, "?")
-_INSERT_CP = insert_sql("audit_checkpoints", CP_COLUMNS, "?")
 
 
 class SQLiteAuditStore(SqlAuditStore):
@@ -114,12 +101,12 @@ class SQLiteAuditStore(SqlAuditStore):
             conn.execute("COMMIT")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[tuple[sqlite3.Connection, Head]]:
         """One write transaction, serialised across threads and processes."""
         with self._write_lock, self._errors(), self._pool.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                yield conn, self._head(conn)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -131,19 +118,8 @@ class SQLiteAuditStore(SqlAuditStore):
         seq, hash_, time = conn.execute("SELECT seq, hash, time FROM audit_head").fetchone()
         return Head(seq=seq, hash=hash_, time=time)
 
-    def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Seal and commit checked events in one transaction (all or none)."""
-        with self._write() as conn:
-            sealed = self._seal(events, self._head(conn))
-            conn.executemany(_INSERT, sealed.rows)
-            if sealed.checkpoint is not None:
-                conn.execute(_INSERT_CP, checkpoint_row(sealed.checkpoint))
-            conn.execute(
-                "UPDATE audit_head SET seq = ?, hash = ?, time = ?",
-                (sealed.head.seq, sealed.head.hash, sealed.head.time),
-            )
-        self._committed(sealed)
-        return sealed.records
+    def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        conn.executemany(_INSERT, rows)
 
     def _stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Any]:
         """Rows of a query on a connection of its own, fetched in batches."""
@@ -172,42 +148,8 @@ class SQLiteAuditStore(SqlAuditStore):
         with self._errors(), self._pool.connection() as conn:
             return self._head(conn)
 
-    def checkpoint(self, hmac_key: bytes, *, reason: CheckpointReason = "manual") -> Checkpoint:
-        """Sign the current head now (or return the same-reason checkpoint already there)."""
-        with self._write() as conn:
-            head = self._head(conn)
-            if head.seq == 0:
-                raise AuditError("the audit log is empty: there is nothing to checkpoint")
-            rows = conn.execute(
-                f"{SELECT_CHECKPOINTS} WHERE seq = ? AND reason = ?", (head.seq, reason)
-            ).fetchall()
-            if rows:
-                return row_checkpoint(rows[0])
-            cp = sign_checkpoint(
-                hmac_key, seq=head.seq, hash=head.hash, time=now_after(head), reason=reason
-            )
-            conn.execute(_INSERT_CP, checkpoint_row(cp))
-        self._logged_checkpoint(cp)
-        return cp
-
-    def prune(self, before: datetime, hmac_key: bytes) -> PruneResult:
-        """Delete records older than `before` in one transaction, after a signed checkpoint."""
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT seq, hash FROM audit_records WHERE time < ? ORDER BY seq DESC LIMIT 1",
-                (format_time(before),),
-            ).fetchone()
-            if row is None:
-                return PruneResult(deleted=0, checkpoint=None)
-            cp = sign_checkpoint(
-                hmac_key, seq=row[0], hash=row[1], time=now_after(self._head(conn)), reason="prune"
-            )
-            conn.execute(_INSERT_CP, checkpoint_row(cp))
-            deleted = conn.execute("DELETE FROM audit_records WHERE seq <= ?", (cp.seq,)).rowcount
-            conn.execute("DELETE FROM audit_checkpoints WHERE seq < ?", (cp.seq,))
+    def _after_prune(self) -> None:
         self._query("PRAGMA incremental_vacuum", ())
-        self._logged_checkpoint(cp)
-        return PruneResult(deleted=deleted, checkpoint=cp)
 
     def close(self) -> None:
         """Close the store's connections; it cannot be used afterwards."""

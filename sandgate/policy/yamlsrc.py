@@ -5,7 +5,9 @@
 - aliases (`*name`) are refused: they are how "billion laughs" files blow up, and `extends`
   is the way to share settings between policies;
 - duplicate keys are refused (PyYAML would silently keep the last `network:`);
-- only the safe loader's plain types exist (`!!python/object` is an error).
+- only the safe loader's plain types exist (`!!python/object` is an error);
+- nesting is capped (`MAX_NESTING`) while the event stream is read, before any tree is
+  built: the composer recurses, and 20,000 nested brackets would exhaust the stack.
 Errors carry the line and column (1-based) of the offending text.
 """
 
@@ -17,9 +19,12 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["MAX_POLICY_BYTES", "Document", "YamlProblem", "parse_document"]
+__all__ = ["MAX_NESTING", "MAX_POLICY_BYTES", "Document", "YamlProblem", "parse_document"]
 
 MAX_POLICY_BYTES = 256 * 1024
+MAX_NESTING = 32
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 class YamlProblem(ValueError):
@@ -82,6 +87,25 @@ def _check_tree(node: Node) -> None:
             _check_tree(item)
 
 
+def _check_events(source: str) -> None:
+    """Refuse aliases and deep nesting from the event stream (which PyYAML reads iteratively)."""
+    depth = 0
+    for event in yaml.parse(source, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line, column = _position(event.start_mark)
+            raise YamlProblem(
+                "YAML aliases (*name) are not allowed in policies; use `extends`", line, column
+            )
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise YamlProblem(
+                    f"nested deeper than {MAX_NESTING} levels", *_position(event.start_mark)
+                )
+        elif isinstance(event, _CLOSE):
+            depth -= 1
+
+
 def parse_document(text: str | bytes) -> Document:
     """Parse one policy file; raises YamlProblem with a line and column."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
@@ -92,12 +116,7 @@ def parse_document(text: str | bytes) -> Document:
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"not UTF-8 text (byte {exc.start})") from None
     try:
-        for event in yaml.parse(source, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                line, column = _position(event.start_mark)
-                raise YamlProblem(
-                    "YAML aliases (*name) are not allowed in policies; use `extends`", line, column
-                )
+        _check_events(source)
         loader = yaml.SafeLoader(source)
         try:
             root = loader.get_single_node()

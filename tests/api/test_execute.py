@@ -71,6 +71,26 @@ def test_when_code_is_hostile_then_clean_status(
     assert response.json()["status"] in status.split("|")
 
 
+def test_when_stdin_is_a_lone_surrogate_then_422_at_once_and_no_sandbox_waits(
+    server: LiveServer,
+) -> None:
+    started = time.monotonic()
+    with server.client() as client:
+        response = client.post(
+            "/execute",
+            content=b'{"code": "import sys; sys.stdin.read()", "stdin": "\\ud800"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 422 and "stdin" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 5  # it used to hang until the wall clock
+    _assert_never_ran(server, response.headers["x-request-id"])
+
+
+def test_when_no_stdin_is_given_then_the_program_reads_end_of_file(server: LiveServer) -> None:
+    body = execute(server, {"code": "import sys; print(repr(sys.stdin.read()))"}).json()
+    assert (body["status"], body["stdout"]) == ("ok", "''\n")
+
+
 def test_when_stdin_and_files_given_then_program_sees_them(server: LiveServer) -> None:
     body = {
         "code": "import sys, lib; print(lib.f(sys.stdin.read()))",

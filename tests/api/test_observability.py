@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import ADMIN_KEY, make_state_dir
 from tests.helpers import LiveServer, start_server, wait_for
 
+pytestmark = pytest.mark.live
+
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 _ALLOWED = re.compile(r'^sandgate_screenings_total\{stage="input",verdict="allow"\} (\S+)$', re.M)
 

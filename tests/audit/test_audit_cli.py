@@ -41,6 +41,16 @@ def _logging_restored() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def _from_a_checkout_after_make_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a directory whose `.state` holds a service's own HMAC key, as a checkout's does
+    after `make run`: no test may pick up a key it did not set itself."""
+    state = tmp_path / "checkout" / ".state"
+    state.mkdir(parents=True)
+    (state / "audit_hmac_key").write_text("a-key-that-make-run-left-behind")
+    monkeypatch.chdir(state.parent)
+
+
 def _run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(audit, list(args), env=ENV if env is None else env)
 
@@ -54,10 +64,10 @@ def test_when_the_log_holds_then_verify_says_so_and_exits_0(store: AuditStore, d
 
 
 def test_when_no_key_is_set_then_verify_warns_that_signatures_went_unchecked(
-    store: AuditStore, dsn: str
+    store: AuditStore, dsn: str, tmp_path: Path
 ) -> None:
     store.append(event())
-    result = _run("verify", "--db", dsn, env={})
+    result = _run("verify", "--db", dsn, env={"SANDGATE_STATE_DIR": str(tmp_path / "own")})
     assert result.exit_code == 0 and "not checked" in result.stderr
 
 
