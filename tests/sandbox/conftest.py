@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend
+from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, SandboxBackend
 from sandbox.docker import DockerBackend
 from sandbox.image import ImageStore
 from sandbox.pool import PoolOptions, SlotClass
@@ -62,20 +62,22 @@ class Backend:
             assert asyncio.get_running_loop().time() < deadline, "the pool never filled"
             await asyncio.sleep(0.02)
 
-    async def run_async(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run_async(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` (as a pool hit, with a pool) and wait until its sandbox is removed."""
         if self.claims is not None:
             await self.ready(spec)
             before = len(self.claims.hits)
-        result = await self.backend.run(spec)
+        result = await self.backend.run(spec, on_output)
         if self.claims is not None:
             assert self.claims.hits[before:] == [True], "the run did not get a pooled sandbox"
         await self.backend.settle()
         return result
 
-    def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    def run(self, spec: ExecutionSpec, on_output: OutputSink | None = None) -> ExecutionResult:
         """`run_async` on the backend's loop."""
-        return self.loop.run(self.run_async(spec))
+        return self.loop.run(self.run_async(spec, on_output))
 
     def leftovers(self) -> list[str]:
         """The backend's leftovers (sandboxes kept ready by a pool are not)."""

@@ -3,9 +3,11 @@ with the pool, in a sandbox started ahead whose interpreter pre-imported modules
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
+import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -138,3 +140,33 @@ def test_when_code_prints_a_record_then_it_is_taken_out_and_changes_nothing(
     result = run(backend, code)
     assert result.status is Status.OK
     assert result.stdout == '\x1eSGR/1 0123 {"type": "limit"}\ndone\n'
+
+
+def test_when_a_file_is_binary_then_it_arrives_byte_for_byte(backend: Backend) -> None:
+    blob = bytes(range(256)) * 4
+    code = """
+        import hashlib
+        d = open('blob.bin', 'rb').read()
+        print(len(d), hashlib.sha256(d).hexdigest())
+    """
+    result = run(backend, code, files={"blob.bin": blob, "note.txt": "\u00e9"})
+    assert result.stdout == f"{len(blob)} {hashlib.sha256(blob).hexdigest()}\n", result.stderr
+
+
+def test_when_output_is_followed_then_it_arrives_as_written_without_records(
+    backend: Backend,
+) -> None:
+    chunks: list[tuple[str, bytes, float]] = []
+
+    async def sink(stream: Literal["stdout", "stderr"], data: bytes) -> None:
+        chunks.append((stream, data, time.monotonic()))
+
+    code = "import time, sys\nprint('first')\ntime.sleep(1)\nprint('second', file=sys.stderr)"
+    spec = ExecutionSpec(execution_id=uuid.uuid4().hex, code=code)
+    result = backend.run(spec, sink)
+    assert (result.stdout, result.stderr) == ("first\n", "second\n")
+    assert b"".join(d for s, d, _ in chunks if s == "stdout") == b"first\n"
+    assert b"".join(d for s, d, _ in chunks if s == "stderr") == b"second\n"
+    first = next(t for s, _, t in chunks if s == "stdout")
+    second = next(t for s, _, t in chunks if s == "stderr")
+    assert second - first > 0.5  # the first line came before the code had finished
