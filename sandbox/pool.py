@@ -4,9 +4,9 @@ A class is what is fixed when a sandbox starts (`SlotClass`: language, image, pr
 disk size; egress is part of it too, and a class with egress is never pooled: see README). The
 service names the classes to keep warm (`warm`, from its policies; a reload drains the classes
 that went away). `claim` hands out a ready slot of a class at once, or None (the caller starts
-one cold, never waiting for the refill). The refill starts one sandbox at a time, inside a
-background slot of the host-wide cap (`SandboxSlots.background`: it yields to requests and is
-thrown away when one needs its slot), at a low CPU weight, until every class has `size` ready.
+one cold, never waiting for the refill). The refill starts sandboxes, each inside a background
+slot of the host-wide cap (`SandboxSlots.background`: it yields to requests and is thrown away
+when one needs its slot), at a low CPU weight, until every class has `size` ready.
 
 Each worker process of the service has its own pool.
 """
@@ -124,6 +124,9 @@ class Pool:
         self._observer = observer
         self._targets: set[SlotClass] = set()
         self._ready: dict[SlotClass, deque[Slot]] = {}
+        self._booting: list[SlotClass] = []  # one entry per boot in progress
+        self._failures = 0  # boots failed in a row
+        self._not_before = 0.0  # no boot starts before this loop time (after failures)
         self._wake = asyncio.Event()
         self._refill: asyncio.Task[None] | None = None
 
@@ -185,9 +188,10 @@ class Pool:
             self._observer.pool_ready(cls.name, len(self._ready.get(cls, ())))
 
     def _wanted(self) -> SlotClass | None:
-        """The class furthest below its target, if any is."""
-        short = [c for c in sorted(self._targets) if len(self._ready.get(c, ())) < self.size]
-        return min(short, key=lambda c: len(self._ready.get(c, ()))) if short else None
+        """The class furthest below its target (counting the ones starting), if any is."""
+        have = {c: len(self._ready.get(c, ())) + self._booting.count(c) for c in self._targets}
+        short = [c for c in sorted(self._targets) if have[c] < self.size]
+        return min(short, key=lambda c: have[c]) if short else None
 
     async def _boot_in_background(self, cls: SlotClass) -> Slot:
         assert self._slots is not None
@@ -195,36 +199,51 @@ class Pool:
             return await self._boot(cls)
 
     async def _refill_forever(self) -> None:
-        delay = RETRY_MIN_S
-        while True:
-            cls = self._wanted()
-            if cls is None:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            task = asyncio.create_task(self._boot_in_background(cls))
-            try:
-                await asyncio.wait({task})
-            finally:
-                if not task.done():  # the pool is closing
-                    task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
-            if task.cancelled():
-                continue  # a request needed the slot: start again once one is free
-            if (error := task.exception()) is not None:
-                log.error("pool.boot_failed", sandbox_class=cls.name, error=str(error)[:500])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            delay = RETRY_MIN_S
-            slot = task.result()
-            if cls in self._targets and len(self._ready.get(cls, ())) < self.size:
-                self._ready.setdefault(cls, deque()).append(slot)
-                slot.exited.add_done_callback(functools.partial(self._died, cls, slot))
-                self._notify(cls)
-            else:
-                self._retire(slot)
+        """Start sandboxes for the classes short of their target, as many at once as the cap
+        has slots (each boot waits for a background slot of its own)."""
+        assert self._slots is not None
+        boots: set[asyncio.Task[Slot]] = set()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                cls = self._wanted()
+                if cls is None or len(boots) >= self._slots.count or loop.time() < self._not_before:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                task = asyncio.create_task(self._boot_in_background(cls))
+                boots.add(task)
+                self._booting.append(cls)
+                task.add_done_callback(boots.discard)
+                task.add_done_callback(functools.partial(self._booted, cls))
+        finally:
+            for task in boots:
+                task.cancel()
+            await asyncio.gather(*boots, return_exceptions=True)
+
+    def _booted(self, cls: SlotClass, task: asyncio.Task[Slot]) -> None:
+        """A boot ended: keep its slot if its class still wants one, else give it back."""
+        self._booting.remove(cls)
+        self._wake.set()
+        if task.cancelled():
+            return  # a request needed its cap slot, or the pool is closing
+        if (error := task.exception()) is not None:
+            # Wait before the next boot, longer each time (a missing image, a broken runtime).
+            self._failures += 1
+            delay = min(RETRY_MIN_S * 2 ** (self._failures - 1), RETRY_MAX_S)
+            loop = asyncio.get_running_loop()
+            self._not_before = loop.time() + delay
+            loop.call_later(delay, self._wake.set)
+            log.error("pool.boot_failed", sandbox_class=cls.name, error=str(error)[:500])
+            return
+        self._failures = 0
+        slot = task.result()
+        if cls in self._targets and len(self._ready.get(cls, ())) < self.size:
+            self._ready.setdefault(cls, deque()).append(slot)
+            slot.exited.add_done_callback(functools.partial(self._died, cls, slot))
+            self._notify(cls)
+        else:
+            self._retire(slot)
 
     def _died(self, cls: SlotClass, slot: Slot, _exit: object) -> None:
         """A ready sandbox ended on its own (it was not claimed): remove it, start another."""

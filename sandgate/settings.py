@@ -13,10 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["DEFAULT_PREIMPORT", "PRIVATE_EGRESS_WARNING", "REPO_ROOT", "Settings"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PREIMPORT = (
-    "json,re,datetime,collections,itertools,functools,math,random,decimal,fractions,statistics,"
-    "string,textwrap,dataclasses,enum,typing,pathlib,csv,io,base64,hashlib,uuid,copy,heapq"
-)
+# Common and cheap: a sandbox started with these costs about the CPU of one without (~150 ms
+# here); 24 modules (typing, decimal, pathlib...) cost 260 ms, paid by every execution.
+DEFAULT_PREIMPORT = "json,re,datetime,math,random,collections,itertools,functools,base64,hashlib"
 PRIVATE_EGRESS_WARNING = (
     "SANDGATE_EGRESS_ALLOW_PRIVATE is on: policies naming an exact loopback or private "
     "address can reach it; for tests and labs only"

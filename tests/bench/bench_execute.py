@@ -54,12 +54,22 @@ class Client:
         """A client of the same service on a connection of its own (one per thread)."""
         return Client(self.live)
 
+    def raw(self, method: str, path: str, body: object = None) -> bytes:
+        """One request; its answer's body. A connection the server closed while it was idle
+        (uvicorn's keep-alive timeout) is opened again: that request never reached it."""
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            self.conn.request(method, path, data, self.headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self.conn.close()
+            self.conn.request(method, path, data, self.headers)
+            response = self.conn.getresponse()
+        return response.read()
+
     def call(self, method: str, path: str, body: object = None) -> dict[str, object]:
         """One request; its JSON answer."""
-        data = None if body is None else json.dumps(body).encode()
-        self.conn.request(method, path, data, self.headers)
-        response = self.conn.getresponse()
-        answer: dict[str, object] = json.loads(response.read())
+        answer: dict[str, object] = json.loads(self.raw(method, path, body))
         return answer
 
     def execute(self, code: str) -> float:
@@ -69,6 +79,26 @@ class Client:
         elapsed = time.perf_counter() - started
         assert answer["status"] == "ok", answer
         return elapsed
+
+    def steps(self) -> dict[str, tuple[float, float]]:
+        """The service's step timings so far (`sandgate_step_seconds`): step -> (sum s, count)."""
+        text = self.raw("GET", "/metrics").decode()
+        found: dict[str, list[float]] = {}
+        for line in text.splitlines():
+            for kind, index in (("_sum{", 0), ("_count{", 1)):
+                if line.startswith("sandgate_step_seconds" + kind):
+                    step = line.split('step="', 1)[1].split('"', 1)[0]
+                    found.setdefault(step, [0.0, 0.0])[index] = float(line.rsplit(" ", 1)[1])
+        return {step: (total, count) for step, (total, count) in found.items()}
+
+    def claims(self) -> dict[str, float]:
+        """The pool's claims so far (`sandgate_pool_claims_total`): hit and miss."""
+        text = self.raw("GET", "/metrics").decode()
+        found = {"hit": 0.0, "miss": 0.0}
+        for line in text.splitlines():
+            if line.startswith("sandgate_pool_claims_total{"):
+                found[line.split('result="', 1)[1].split('"', 1)[0]] = float(line.split()[-1])
+        return found
 
     def wait_pool(self, timeout: float = 60) -> None:
         """Until every class of the pool has a ready sandbox."""
@@ -109,6 +139,7 @@ def run() -> None:
             for client in (on, off):
                 client.execute(code)  # the first run of each pays for a cold page cache
             bare(rootfs, code)
+            before = on.steps()
             for _ in range(RUNS):
                 for kind in random.sample(list(times), 3):
                     if kind == "on":
@@ -127,3 +158,20 @@ def run() -> None:
             print(f"  chroot rootfs python3 -c     {b50:8.1f} {b95:8.1f}")
             p95_goal = f", p95 <= {p95_target}x" if p95_target else ""
             print(f"  target: pool on p50 <= {p50_target}x bare{p95_goal}")
+            print(
+                "  where a pool-on request's time goes (the service's own step timings, mean ms):"
+            )
+            print("   ", _step_means(before, on.steps()))
+
+
+def _step_means(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> str:
+    """The steps that took at least 0.5 ms on average between two readings, slowest first."""
+    means = {}
+    for step, (total, count) in after.items():
+        was_total, was_count = before.get(step, (0.0, 0.0))
+        if count > was_count:
+            means[step] = 1000 * (total - was_total) / (count - was_count)
+    slow = sorted((m, s) for s, m in means.items() if m >= 0.5 and not s.startswith("detector."))
+    return ", ".join(f"{s} {m:.1f}" for m, s in reversed(slow))

@@ -68,7 +68,9 @@ def run() -> None:
         on.wait_pool()
         for client in (on, off):
             client.execute(PRINT)
+        before = on.claims()
         rates = {"off": saturate(off, 2 * cap), "on": saturate(on, 2 * cap)}
+        hits = on.claims()["hit"] - before["hit"]
         print(f"saturation, {SATURATION_RUNS} print(1), {2 * cap} clients, cap {cap}")
         print(f"  pool off  {rates['off']:6.2f} exec/s")
         print(
@@ -78,8 +80,13 @@ def run() -> None:
         rate = rates["off"] / 2
         gaps = [random.expovariate(rate) for _ in range(HALF_RATE_RUNS)]
         on.wait_pool()
+        before = on.claims()
         latencies = {"on": at_rate(on, gaps), "off": at_rate(off, gaps)}
-        print(f"random arrivals at {rate:.2f}/s (half the pool-off rate), {HALF_RATE_RUNS} each")
+        hits = on.claims()["hit"] - before["hit"]
+        print(
+            f"random arrivals at {rate:.2f}/s (half the pool-off rate), {HALF_RATE_RUNS} each;"
+            f" pool on: {hits:.0f} hits"
+        )
         for kind in ("on", "off"):
             p50, p95 = summary(latencies[kind])
             print(f"  pool {kind:3s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
