@@ -40,7 +40,7 @@ class RichCollector:
         self.files: dict[str, FileOut] = {}
         self.skipped: list[str] = []
         self.dropped = 0
-        self._held = 0
+        self.held = 0
         self._chunks: dict[int, list[str]] = {}
 
     def take(self, record: dict[str, Any]) -> bool:
@@ -50,13 +50,13 @@ class RichCollector:
             return False
         data = record.get("data")
         size = len(data) if kind == "chunk" and isinstance(data, str) else len(json.dumps(record))
-        if self._held + size > self.cap:
+        if self.held + size > self.cap:
             self.dropped += 1
             if self.dropped == 1:
                 log.warning("sandbox.rich_over_cap", cap=self.cap)
             self._chunks.clear()
             return True
-        self._held += size
+        self.held += size
         if kind == "chunk":
             self._chunk(record)
         else:

@@ -494,6 +494,8 @@ class Session:
         limit = int(frame["max_bytes"])
         try:
             path = work_path(str(frame["path"]))
+            if not os.path.realpath(path).startswith(WORK_DIR + "/"):
+                return {"error": "missing"}  # a link out of /work: only /work is served
             with open(path, "rb") as file:
                 if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                     return {"error": "missing"}
