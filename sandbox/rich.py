@@ -40,7 +40,7 @@ class RichCollector:
         self.files: dict[str, FileOut] = {}
         self.skipped: list[str] = []
         self.dropped = 0
-        self.held = 0
+        self.held = 0  # record bytes taken so far
         self._chunks: dict[int, list[str]] = {}
 
     def take(self, record: dict[str, Any]) -> bool:

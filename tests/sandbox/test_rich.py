@@ -197,7 +197,7 @@ def test_when_records_pass_the_cap_then_the_rest_is_dropped_and_counted() -> Non
         for chunk in _chunks(big, 4000, ident):
             collector.take(chunk)
     assert len(collector.results) == 2 and collector.dropped > 0
-    assert collector._held <= 50_000
+    assert collector.held <= 50_000
 
 
 def test_when_a_record_is_not_rich_then_it_is_left_to_others() -> None:
