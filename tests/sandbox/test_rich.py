@@ -40,9 +40,7 @@ def test_when_the_last_statement_is_an_expression_then_its_value_is_the_result(
 ) -> None:
     result = run(runner_backend, "x = 6\nprint('out')\nx * 7")
     assert (result.status, result.stdout) == (Status.OK, "out\n")
-    assert [(r.kind, r.data) for r in result.results] == [
-        ("execute_result", {"text/plain": "42"})
-    ]
+    assert [(r.kind, r.data) for r in result.results] == [("execute_result", {"text/plain": "42"})]
 
 
 @pytest.mark.sandbox
@@ -98,9 +96,7 @@ def test_when_outputs_match_then_those_files_come_back_hashed(runner_backend: Ba
         os.symlink('/etc/passwd', 'link.csv')
         os.mkdir('dir.csv')
     """
-    result = run(
-        runner_backend, code, files={"in.bin": blob}, outputs=("*.csv", "out/**", "../*")
-    )
+    result = run(runner_backend, code, files={"in.bin": blob}, outputs=("*.csv", "out/**", "../*"))
     assert result.status is Status.OK, result.stderr
     assert sorted(result.files) == ["a.csv", "out/deep/b.bin"]
     out = result.files["out/deep/b.bin"]
