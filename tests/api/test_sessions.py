@@ -215,3 +215,24 @@ def test_when_the_service_is_killed_then_the_next_start_ends_its_sessions_cleanl
         # Nothing of the killed service is left; what the new one holds (its pool) is new.
         assert set(leftovers_of(state)) & before == set()
     assert leftovers_of(state) == []
+
+
+def test_when_an_upload_finds_the_sessions_disk_full_then_413_and_the_session_lives(
+    server: LiveServer, session: str
+) -> None:
+    filled = _run(server, session, "x = 'kept'\nopen('fill', 'wb').write(b'0' * (62 << 20))")
+    assert filled["status"] == "ok", filled["stderr"]  # 62 of the default policy's 64 MiB
+    with server.client() as client:
+        put = client.put(f"/sessions/{session}/files/more.bin", content=b"\0" * (4 << 20))
+    assert put.status_code == 413, put.text
+    assert _run(server, session, "print(x)")["stdout"] == "kept\n"
+
+
+def test_when_a_language_has_no_session_runner_then_501_without_pointing_at_runsc(
+    server: LiveServer,
+) -> None:
+    tooling = server.new_key("tooling-sessions", tenant="tooling")
+    with server.client(key=tooling) as client:
+        answer = client.post("/sessions", json={"language": "bash"})
+    assert answer.status_code == 501, answer.text
+    assert answer.json()["error"]["message"] == "bash has no runner, so no sessions on runsc"
