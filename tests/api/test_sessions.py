@@ -36,8 +36,8 @@ def _run(live: LiveServer, session_id: str, code: str, key: str | None = None, *
     return response.json()
 
 
-def _end(live: LiveServer, session_id: str) -> None:
-    with live.client() as client:
+def _end(live: LiveServer, session_id: str, key: str | None = None) -> None:
+    with live.client(key=key) as client:
         client.delete(f"/sessions/{session_id}")
 
 
@@ -110,8 +110,8 @@ def test_when_two_tenants_hold_sessions_then_neither_sees_the_other(server: Live
             assert client.get(f"/sessions/{a}/files/mine.txt").status_code == 404
             assert client.post(f"/sessions/{a}/execute", json={"code": "1"}).status_code == 404
     finally:
-        _end(server, a)
-        _end(server, b)
+        _end(server, a, key=alice)
+        _end(server, b, key=bob)
 
 
 def test_when_idle_past_its_timeout_then_the_session_ends_with_reason_idle(
