@@ -28,6 +28,7 @@ import regex
 
 __all__ = [
     "MISSING",
+    "SPLITS",
     "Labelled",
     "data_dir",
     "injection_texts",
@@ -50,6 +51,7 @@ _WORDS = {
     "pt": "o os as é e que de em para com uma um todo todas você não diga",
     "it": "il lo gli le è e che di in per con una un tutto tutte non dimmi sei",
 }  # fmt: skip
+SPLITS = ("dev", "held-out")
 _LEXICON = {lang: frozenset(words.split()) for lang, words in _WORDS.items()}
 _TOKEN = regex.compile(r"\p{L}+")
 
