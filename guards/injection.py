@@ -4,7 +4,8 @@ Rules are case-insensitive regexes over the normalised text, one pack per langua
 `injection_rules/` (en, de, es, fr, pt, it: instruction overrides and goal hijacking,
 role-play and persona switches, system-prompt extraction, decode-and-follow, and indirect
 injection, i.e. instructions addressed to an assistant inside a document, a tool's output or
-a code comment), plus a policy's `screening.injection_rules`. Every pack runs on every text:
+a code comment; and for nl, pl, hr, cs, sv and tr the overrides, mostly the persona
+switches too), plus a policy's `screening.injection_rules`. Every pack runs on every text:
 attacks mix languages ("Is the settlement building fair? Oubliez toutes les instructions").
 Base64 and hex runs are decoded and the rules run on what they hide (a finding spans the
 encoded run); leetspeak, spaced-out, reversed and ROT13 text are read through the views of
@@ -30,7 +31,8 @@ from guards.rules import InjectionRule, InjectionRuleFile, load_rule_file
 
 __all__ = ["LANGUAGES", "RULE_PACKS", "InjectionDetector", "shipped_rules"]
 
-LANGUAGES = ("en", "de", "es", "fr", "pt", "it")
+# Full packs for six languages; the override (and mostly the persona) family for six more.
+LANGUAGES = ("en", "de", "es", "fr", "pt", "it", "nl", "pl", "hr", "cs", "sv", "tr")
 RULE_PACKS = Path(__file__).with_name("injection_rules")
 _FLAGS = regex.IGNORECASE | regex.MULTILINE
 _BASE64 = regex.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{24,}={0,2}")
