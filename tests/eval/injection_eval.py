@@ -63,11 +63,11 @@ async def eval_injection(
                 counts.fn += (not hit) and item.attack
             table.append((name, counts, "all sets, attacks vs benign look-alikes"))
         print_table(f"Injection ({split}), per detector", table)
-        if show_dev_misses and split == "dev":
+        if show_dev_misses and split in ("dev", "validation"):
             for item, flags in rows:
-                if item.split == "dev" and item.attack != (_POLICY in flags):
+                if item.split == split and item.attack != (_POLICY in flags):
                     kind = "missed attack" if item.attack else "false positive"
-                    print(f"  dev {kind} [{item.source}/{item.language}]: {item.text[:160]!r}")
+                    print(f"  {split} {kind} [{item.source}/{item.language}]: {item.text[:160]!r}")
         missed = Counter(
             item.source
             for item, flags in rows
