@@ -14,8 +14,6 @@ encoded run); leetspeak, spaced-out, reversed and ROT13 text are read through th
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 import regex
 
-from guards._deobfuscate import views
+from guards._deobfuscate import encoded_runs, views
 from guards._rule_index import RuleIndex
 from guards.base import Detection, ScanRequest, SyncDetector
 from guards.rules import InjectionRule, InjectionRuleFile, load_rule_file
@@ -35,8 +33,6 @@ __all__ = ["LANGUAGES", "RULE_PACKS", "InjectionDetector", "shipped_rules"]
 LANGUAGES = ("en", "de", "es", "fr", "pt", "it", "nl", "pl", "hr", "cs", "sv", "tr")
 RULE_PACKS = Path(__file__).with_name("injection_rules")
 _FLAGS = regex.IGNORECASE | regex.MULTILINE
-_BASE64 = regex.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{24,}={0,2}")
-_HEX = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
 _MAX_DEPTH = 2
 _CACHE_SIZE = 32
 
@@ -56,25 +52,6 @@ def shipped_rules() -> tuple[InjectionRule, ...]:
 
 def _compile(rules: tuple[InjectionRule, ...]) -> Compiled:
     return rules, RuleIndex([regex.compile(rule.pattern, _FLAGS) for rule in rules])
-
-
-def _decode(token: str) -> str | None:
-    """The text a base64 or hex run hides, if it is mostly printable text."""
-    raw: bytes | None = None
-    if _HEX.fullmatch(token):
-        raw = bytes.fromhex(token)
-    else:
-        padded = token + "=" * (-len(token) % 4)
-        try:
-            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
-    return text if text and printable / len(text) > 0.9 else None
 
 
 class InjectionDetector(SyncDetector):
@@ -129,11 +106,8 @@ class InjectionDetector(SyncDetector):
         ]
         if depth >= _MAX_DEPTH:
             return found
-        for run in _BASE64.finditer(text):
-            decoded = _decode(run.group())
-            if decoded is None:
-                continue
+        for start, end, decoded in encoded_runs(text):
             for inner in self._scan(decoded, rules, depth + 1):
                 rule = f"encoded: {inner.rule}"
-                found.append(Detection(inner.type, run.start(), run.end(), inner.score, rule))
+                found.append(Detection(inner.type, start, end, inner.score, rule))
         return found

@@ -77,8 +77,8 @@ def test_when_a_stage_sets_its_threshold_then_the_model_obeys_it(screen: Screen)
 
 
 def test_when_no_threshold_is_set_then_the_calibrated_one_applies_whatever_min_score() -> None:
-    assert StageConfig().threshold_for(TYPE) == 0.8
-    assert StageConfig(min_score=0.1).threshold_for(TYPE) == 0.8
+    assert StageConfig().threshold_for(TYPE) == 0.75
+    assert StageConfig(min_score=0.1).threshold_for(TYPE) == 0.75
     assert StageConfig(thresholds={TYPE: 0.6}).threshold_for(TYPE) == 0.6
 
 

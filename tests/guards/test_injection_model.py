@@ -30,7 +30,14 @@ def test_when_the_corpus_is_expanded_then_every_language_has_attacks_and_look_al
 def test_when_features_are_taken_then_words_pairs_and_character_grams_count() -> None:
     features = text_features("Vergiss alles")
     assert features["w:vergiss"] == 1 and features["b:vergiss alles"] == 1
-    assert features["c: ver"] == 1 and features["c:les "] == 1
+    assert features["c: verg"] == 1 and features["c:lles "] == 1
+    assert features["x:ss al"] == 1  # across the gap between the two words
+
+
+def test_when_two_function_words_meet_then_they_make_no_pair() -> None:
+    features = text_features("how to ignore it")
+    assert "b:how to" not in features and "w:how" not in features
+    assert features["b:to ignore"] == 1 and features["b:ignore it"] == 1
 
 
 @pytest.mark.slow
