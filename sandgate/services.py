@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,6 +23,8 @@ from guards.screener import Screener
 from sandbox import BackendConfig, SandboxBackend, backend_class
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
+from sandbox.pool import PoolObserver, PoolOptions, SlotClass
+from sandbox.slots import SandboxSlots
 from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
@@ -44,7 +46,6 @@ from sandgate.secretfile import persistent_secret
 from sandgate.sessions.manager import SessionManager
 from sandgate.sessions.registry import SessionRecord, SessionRegistry
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
-from sandgate.slots import SandboxSlots
 from sandgate.tracing import Tracing
 from sandgate.usage import SqliteUsageStore
 
@@ -79,11 +80,17 @@ def image_store(settings: Settings) -> ImageStore:
     return ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
 
 
-def make_backend(settings: Settings) -> SandboxBackend:
-    """The sandbox backend the settings name."""
+def make_backend(
+    settings: Settings, slots: SandboxSlots | None = None, observer: PoolObserver | None = None
+) -> SandboxBackend:
+    """The sandbox backend the settings name; its warm pool's refill stays within `slots`."""
+    preimport = tuple(filter(None, settings.pool_preimport.split(",")))
     config = BackendConfig(
         state_dir=settings.state_dir,
         images=image_store(settings),
+        slots=slots,
+        pool=PoolOptions(size=settings.pool_size if slots else 0, preimport=preimport),
+        observer=observer,
         attacher=egress_attacher(allow_private=settings.egress_allow_private),
         runsc_path=settings.runsc_path,
         runsc_platform=settings.runsc_platform,
@@ -94,6 +101,17 @@ def make_backend(settings: Settings) -> SandboxBackend:
         docker_cgroup_root=settings.docker_cgroup_root,
     )
     return backend_class(settings.backend).from_config(config)
+
+
+def pool_classes(policies: PolicySet) -> set[SlotClass]:
+    """The sandbox classes the policies' executions run in: the ones the pool keeps warm."""
+    return {
+        SlotClass.for_limits(
+            language, policy.limits.sandbox_limits(), egress=bool(policy.network.egress)
+        )
+        for policy in (resolved.policy for resolved in policies.policies.values())
+        for language in policy.languages
+    }
 
 
 def guard_options(settings: Settings) -> GuardOptions:
@@ -140,14 +158,20 @@ def _finding_producers(screener: Screener) -> dict[str, set[str]]:
 
 
 def load_policies(
-    settings: Settings, screener: Screener, metrics: Metrics, auditor: Auditor
+    settings: Settings,
+    screener: Screener,
+    metrics: Metrics,
+    auditor: Auditor,
+    on_loaded: Callable[[PolicySet], object],
 ) -> PolicyRegistry:
-    """The policy registry; every load and rejected reload is counted and audited."""
+    """The policy registry; every load and rejected reload is counted and audited, and every
+    set loaded is passed to `on_loaded`."""
 
     def on_change(loaded: PolicySet | None, rejected: Rejection | None) -> None:
         metrics.policy_reloads.labels("ok" if loaded else "rejected").inc()
         details: dict[str, object]
         if loaded is not None:
+            on_loaded(loaded)
             action, verdict = "policy.load", "ok"
             details = {"policies": {n: p.hash for n, p in loaded.policies.items()}}
         else:
@@ -241,18 +265,28 @@ async def running(
         await asyncio.to_thread(screener.warm_up)
     metrics = Metrics()
     auditor = open_auditor(settings)
-    registry = load_policies(settings, screener, metrics, auditor)
-    if settings.api_key is not None:
-        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
-        keys.seed(settings.api_key.get_secret_value(), expiry)
-    backend = backend or make_backend(settings)
+    slots = SandboxSlots(
+        settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+    )
+    backend = backend or make_backend(settings, slots, metrics)
     lease = WorkerLease(settings.state_dir)
     if lease.alone():
         backend.reap()
     await asyncio.to_thread(lease.share)
-    slots = SandboxSlots(
-        settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+    # Reloads run on a thread, the pool on the loop; a reload drains the classes no policy
+    # uses any more.
+    loop = asyncio.get_running_loop()
+    registry = load_policies(
+        settings,
+        screener,
+        metrics,
+        auditor,
+        lambda p: loop.call_soon_threadsafe(backend.warm, pool_classes(p)),
     )
+    if settings.api_key is not None:
+        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
+        keys.seed(settings.api_key.get_secret_value(), expiry)
+    await backend.start()
     limiter = RateLimiter(settings.redis_url)
     tracing = Tracing(settings.otlp_endpoint, steps=StepMetrics(metrics))
     usage = SqliteUsageStore(settings.state_dir / "usage.db")
@@ -275,6 +309,7 @@ async def running(
         "service.started",
         backend=backend.name,
         max_concurrency=settings.max_concurrency,
+        pool=backend.pool_state(),
         state_dir=str(settings.state_dir),
         version=__version__,
     )
@@ -304,7 +339,7 @@ async def running(
         await limiter.close()
         usage.close()
         tracing.close()
-        backend.close()
+        await backend.aclose()
         lease.release()
         metrics.close()
         if auditor.enabled:

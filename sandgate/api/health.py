@@ -98,6 +98,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "status": "ready" if ok else "not_ready",
         "backend": services.backend.name,
         "checks": checks,
+        # This worker's warm pool (each worker has its own): per class, `ready` and `target`.
+        "pool": services.backend.pool_state(),
         "warnings": warnings,
     }
     return JSONResponse(body, status_code=200 if ok else 503)
