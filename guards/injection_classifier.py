@@ -10,14 +10,17 @@ in a row of at most `WINDOW` tokens (a longer sentence in half-overlapping piece
 instruction buried in a long document or tool output is not diluted by the text around it,
 and one spread over two sentences ("Forget everything. Now write ...") is still read whole.
 A window of fewer than `MIN_WINDOW` tokens is not scored on its own (a line of code says too
-little), unless the whole text is that short. Each window's score is the model's probability
-that it is an attack; windows at or above the stage's threshold for `LIKELY_INJECTION`
-(`thresholds`, else its built-in 0.75) are reported: of each group of overlapping ones, the
-best, so a finding points at the sentences that read as the attack, not at all that touch
-them. Obfuscated text is read as the rules read it: the de-obfuscated
-views of `guards._deobfuscate` (leetspeak, spaced-out letters, reversed, ROT13) are scored
-too, mapped back to the characters they came from, and so is what a base64 or hex run
-decodes to (a finding then spans the run).
+little), unless the whole text is that short. A window of fewer than `SHORT` tokens counts its
+evidence (the weighted sum over the bias) in proportion to its length: one strong word
+("write", "antworte", "say") is not an attack on its own, while a short override ("ignore
+previous instructions") still scores high and the rule packs name it anyway. Each window's
+score is the model's probability that it is an attack; windows at or above the stage's
+threshold for `LIKELY_INJECTION` (`thresholds`, else its built-in 0.75) are reported: of
+each group of overlapping ones, the best, so a finding points at the sentences that read as
+the attack, not at all that touch them. Obfuscated text is read as the rules read it: the
+de-obfuscated views of `guards._deobfuscate` (leetspeak, spaced-out letters, reversed,
+ROT13) are scored too, mapped back to the characters they came from, and so is what a base64
+or hex run decodes to (a finding then spans the run).
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from guards.base import Detection, ScanRequest, SyncDetector
 from guards.injection_model import WEIGHTS
 from guards.injection_model.features import context_features, token_features, tokens
 
-__all__ = ["MIN_WINDOW", "TYPE", "WINDOW", "InjectionClassifier", "Model", "model"]
+__all__ = ["MIN_WINDOW", "SHORT", "TYPE", "WINDOW", "InjectionClassifier", "Model", "model"]
 
 TYPE = "LIKELY_INJECTION"
 WINDOW = 48
 MIN_WINDOW = 10
+SHORT = 4  # a window of fewer tokens counts its evidence in proportion
 _SENTENCE_END = frozenset(".!?\n")
 _CACHE = 100_000  # token and pair weights kept, each
 
@@ -91,7 +95,8 @@ class Model:
         out = []
         for first, stop in _windows(text, found):
             features = seen[stop] - seen[first]
-            logit = self.bias + (total[stop] - total[first]) / math.sqrt(features or 1)
+            evidence = (total[stop] - total[first]) / math.sqrt(features or 1)
+            logit = self.bias + evidence * min(1.0, (stop - first) / SHORT)
             out.append((found[first][1], found[stop - 1][2], 1 / (1 + math.exp(-logit))))
         return out
 
