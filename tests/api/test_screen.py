@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.guards._short_requests import ENGLISH, GERMAN
 from tests.helpers import LiveServer
 
 CARD = "4111 1111 1111 1111"
@@ -54,6 +55,13 @@ def test_when_text_is_a_prompt_injection_then_blocked(server: LiveServer) -> Non
     assert body["verdict"] == "block"
     assert {f["type"] for f in body["findings"]} == {"PROMPT_INJECTION", "LIKELY_INJECTION"}
     assert body["text"] == text
+
+
+@pytest.mark.parametrize("text", [*ENGLISH, *GERMAN][::6] + ["write to jane.doe@example.com"])
+def test_when_a_short_request_is_benign_then_not_blocked(server: LiveServer, text: str) -> None:
+    body = screen(server, {"text": text, "stage": "input"}).json()
+    assert body["verdict"] == ("redact" if "@" in text else "allow"), body["findings"]
+    assert {f["type"] for f in body["findings"]} <= {"EMAIL_ADDRESS"}
 
 
 def test_when_text_is_clean_then_allowed_unchanged(server: LiveServer) -> None:
@@ -145,4 +153,6 @@ def test_when_pii_and_keys_were_screened_then_the_log_holds_none_of_them(
 ) -> None:
     screen(server, {"text": f"card {CARD} key {AWS_KEY}", "stage": "input"})
     log = server.log()
-    assert CARD not in log and AWS_KEY not in log and "4111" not in log
+    # No part of the card either (a lone "4111" could be inside a random hex id).
+    leaks = [CARD, CARD.replace(" ", ""), "1111 1111", AWS_KEY, AWS_KEY[4:]]
+    assert [part for part in leaks if part in log] == []

@@ -42,15 +42,20 @@ def saturate(client: Client, callers: int) -> float:
     return SATURATION_RUNS / (time.perf_counter() - started)
 
 
-def at_rate(client: Client, gaps: list[float]) -> list[float]:
-    """Latencies of requests sent at the given gaps (open loop: nobody waits for an answer)."""
+def at_rate(client: Client, gaps: list[float]) -> list[float | None]:
+    """Latencies of requests sent at the given gaps (open loop: nobody waits for an answer);
+    None for one refused (429 after the queue wait: the host could not keep up)."""
     local = threading.local()
 
-    def call(sent_at: float) -> float:
+    def call(sent_at: float) -> float | None:
         if not hasattr(local, "client"):
             local.client = client.another()
         own: Client = local.client
-        own.execute(PRINT)
+        answer = own.call("POST", "/execute", {"code": PRINT})
+        if answer.get("status") != "ok":
+            error = answer.get("error")
+            assert isinstance(error, dict) and error.get("type") == "busy", answer
+            return None
         return time.perf_counter() - sent_at
 
     futures = []
@@ -88,5 +93,9 @@ def run() -> None:
             f" pool on: {hits:.0f} hits"
         )
         for kind in ("on", "off"):
-            p50, p95 = summary(latencies[kind])
-            print(f"  pool {kind:3s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
+            answered = [s for s in latencies[kind] if s is not None]
+            p50, p95 = summary(answered)
+            refused = len(latencies[kind]) - len(answered)
+            print(
+                f"  pool {kind:3s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({refused} refused busy)"
+            )
