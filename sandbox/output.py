@@ -44,11 +44,19 @@ class CappedOutput:
         """The bytes kept so far (at most `cap`)."""
         return bytes(self._buf)
 
-    async def pump(self, reader: asyncio.StreamReader, splitter: Splitter | None = None) -> None:
-        """Read `reader` until EOF; past the cap, keep draining (so the writer never blocks on a
-        full pipe) but store nothing more. A `splitter` first takes out what is not output."""
+    async def pump(
+        self,
+        reader: asyncio.StreamReader,
+        splitter: Splitter | None = None,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Read `reader` until EOF, or until `until()` holds after a chunk (a session's end of
+        one execution); past the cap, keep draining (so the writer never blocks on a full
+        pipe) but store nothing more. A `splitter` first takes out what is not output."""
         while chunk := await reader.read(CHUNK):
             await self._keep(splitter.feed(chunk) if splitter else chunk)
+            if until is not None and until():
+                break
         if splitter:
             await self._keep(splitter.flush())
 

@@ -26,9 +26,13 @@ from sandbox.attachment import Attacher, no_attachment
 from sandbox.base import (
     ExecutionResult,
     ExecutionSpec,
+    MiB,
     OutputSink,
     SandboxBackend,
+    SandboxSession,
     SandboxUnavailable,
+    SessionSpec,
+    SessionsUnsupported,
     Status,
 )
 from sandbox.bundle import safe_relative_path, write_bundle, write_config
@@ -39,6 +43,7 @@ from sandbox.image import ImageError, ImageStore
 from sandbox.languages import Language, language
 from sandbox.pool import NO_POOL, Pool, PoolObserver, PoolOptions, SlotClass
 from sandbox.runner import install_runner, runner_argv
+from sandbox.session import RunscSession
 from sandbox.slot import BootFailed, Runtime, Slot
 from sandbox.slots import SandboxSlots
 
@@ -101,6 +106,7 @@ class RunscBackend(SandboxBackend):
         )
         self._retiring: set[asyncio.Task[None]] = set()
         self._ahead: set[str] = set()  # slots started ahead, booting or ready, not yet claimed
+        self._sessions: set[RunscSession] = set()
 
     @classmethod
     def from_config(cls, config: BackendConfig) -> Self:
@@ -143,8 +149,8 @@ class RunscBackend(SandboxBackend):
 
     def leftovers(self) -> list[str]:
         """What of this instance is on the host (processes, cgroups, bundles), but for the
-        sandboxes its pool keeps ready."""
-        return self.footprint.leftovers(keep=self._ahead)
+        sandboxes its pool keeps ready and those of live sessions."""
+        return self.footprint.leftovers(keep=self._ahead | {s.slot.name for s in self._sessions})
 
     def warm(self, classes: Iterable[SlotClass]) -> None:
         """Keep these classes ready (when the pool is on); drain the others."""
@@ -164,8 +170,11 @@ class RunscBackend(SandboxBackend):
             await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Stop the refill, remove the ready sandboxes, wait for every removal."""
+        """Stop the refill, remove the ready sandboxes and the sessions' (if any is left), wait
+        for every removal."""
         await self.pool.aclose()
+        for session in list(self._sessions):
+            await session.close()
         await self.settle()
         self.close()
 
@@ -204,6 +213,41 @@ class RunscBackend(SandboxBackend):
             return result.model_copy(update={"egress": slot.attachment.attempts()})
         finally:
             self._retire(slot)
+
+    async def start_session(self, spec: SessionSpec) -> SandboxSession:
+        """A sandbox started for the session (never a pooled one), its runner in mode
+        `session`, with the session's memory cap and CPU share for its whole life."""
+        lang = language(spec.language)
+        if lang.runner is None:
+            raise SessionsUnsupported(f"{lang.name} has no runner, so no sessions on runsc")
+        as_run = ExecutionSpec(
+            execution_id=spec.session_id,
+            code="",
+            language=spec.language,
+            image=spec.image,
+            limits=spec.limits,
+            egress=spec.egress,
+        )
+        try:
+            rootfs = self.images.rootfs(as_run.image_name())
+        except ImageError as exc:
+            raise SandboxUnavailable(str(exc)) from exc
+        try:
+            slot = await self._boot_cold(as_run, lang, rootfs)
+        except BootFailed as exc:
+            raise SandboxUnavailable(f"the session's sandbox did not start: {exc}") from exc
+        if "session" not in slot.features:
+            self._retire(slot)
+            raise SessionsUnsupported(f"the {lang.name} runner holds no sessions")
+        try:
+            slot.cgroup.set_limits(memory_bytes=spec.limits.memory_mb * MiB, cpus=spec.limits.cpus)
+        except OSError as exc:
+            self._retire(slot)
+            raise SandboxUnavailable(f"the session's limits cannot be set: {exc}") from exc
+        session = RunscSession(slot, spec, self._sessions.discard)
+        self._sessions.add(session)
+        log.info("sandbox.session_started", session_id=spec.session_id, sandbox=slot.name)
+        return session
 
     def _retire(self, slot: Slot) -> None:
         """Destroy `slot` in the background; `settle` waits for it."""

@@ -96,6 +96,7 @@ class Slot:
         self.attachment = Attachment()
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.used = False
+        self.features: frozenset[str] = frozenset()  # what its runner announced in `ready`
         self._process: asyncio.subprocess.Process | None = None
         self._status: asyncio.Task[None] | None = None
         self._closers = contextlib.AsyncExitStack()
@@ -169,6 +170,8 @@ class Slot:
         )
         if line in done:
             if (record := parse_ready(line.result())) is not None:
+                features = record.get("features")
+                self.features = frozenset(f for f in features or () if isinstance(f, str))
                 return record
             raise BootFailed(f"the runner's first line is not `ready`: {line.result()[:200]!r}")
         line.cancel()
@@ -186,6 +189,12 @@ class Slot:
             said = await asyncio.wait_for(self._process.stderr.read(2000), 1.0)
             return said.decode(errors="replace").strip() or "no output"
         return "no output"
+
+    def streams(self) -> tuple[asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader]:
+        """The sandbox's stdin, stdout and stderr (for a session, which keeps them open)."""
+        assert self._process and self._process.stdin
+        assert self._process.stdout and self._process.stderr
+        return self._process.stdin, self._process.stdout, self._process.stderr
 
     # -- the one execution --------------------------------------------------------------------
 
@@ -212,7 +221,7 @@ class Slot:
         splitter = None
         if self.runner:
             token = new_token()
-            stdin = execute_frame(spec, token) + stdin
+            stdin = execute_frame(spec, token, self.features) + stdin
             splitter = RecordSplitter(token, watch.on_record)
         feed = _feed(self._process.stdin, stdin)
         watch.start(self._process.stdout, self._process.stderr, feed, splitter=splitter)

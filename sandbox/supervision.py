@@ -20,6 +20,7 @@ import structlog
 from sandbox.base import ExecutionResult, Limits, OutputSink, Status
 from sandbox.cgroup import CgroupUsage, SandboxCgroup
 from sandbox.output import CappedOutput, Splitter, decode_output
+from sandbox.rich import RichCollector
 
 __all__ = ["HOST_BASELINE_PROCS", "KILL_GRACE_S", "POLL_S", "Watch", "classify"]
 
@@ -63,6 +64,7 @@ class Watch:
         self.peak_procs = 0
         self.forks_refused = False
         self.runner_errors: list[str] = []
+        self.rich = RichCollector()
         self.out = CappedOutput(
             limits.output_bytes, lambda: self.trigger("output"), _follow(on_output, "stdout")
         )
@@ -80,8 +82,11 @@ class Watch:
         self.stop.set()
 
     def on_record(self, record: dict[str, Any]) -> None:
-        """A runner's record: a fork refused at the process limit, or the runner's own failure
-        (records about the code's own run; a forged one can only misreport that run)."""
+        """A runner's record: a rich result or file, a fork refused at the process limit, or
+        the runner's own failure (records about the code's own run; a forged one can only
+        misreport that run)."""
+        if self.rich.take(record):
+            return
         if record.get("type") == "limit" and record.get("limit") == "processes":
             self.forks_refused = True
         elif record.get("type") == "error":
@@ -96,11 +101,11 @@ class Watch:
     ) -> None:
         """Start reading the output (stdout through `splitter`, when the program is a runner;
         any other I/O, like feeding stdin) and the polling."""
-        self._io = [
-            asyncio.create_task(self.out.pump(stdout, splitter)),
-            asyncio.create_task(self.err.pump(stderr)),
-            *(asyncio.create_task(c) for c in more_io),
-        ]
+        self.follow(self.out.pump(stdout, splitter), self.err.pump(stderr), *more_io)
+
+    def follow(self, *io: Coroutine[Any, Any, None]) -> None:
+        """Start the given I/O (the output's pumps among it) and the polling."""
+        self._io = [asyncio.create_task(c) for c in io]
         self._background = [asyncio.create_task(self._poll())]
 
     async def _poll(self) -> None:
@@ -184,6 +189,8 @@ class Watch:
             cpu_ms=usage.cpu_ns // 1_000_000,
             peak_memory_bytes=usage.peak_memory_bytes,
             detail=detail,
+            results=self.rich.results,
+            files=self.rich.files,
         )
 
 

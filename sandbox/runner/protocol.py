@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from sandbox.base import ExecutionSpec
@@ -27,6 +27,7 @@ __all__ = [
     "frame_bytes",
     "new_token",
     "parse_ready",
+    "session_frame",
 ]
 
 PROTOCOL = 1
@@ -50,9 +51,10 @@ def frame_bytes(frame: Mapping[str, Any]) -> bytes:
     return MAGIC + b" %d\n" % len(body) + body
 
 
-def execute_frame(spec: ExecutionSpec, token: str) -> bytes:
-    """The `execute` frame of `spec` in `once` mode (its stdin follows the frame); raises
-    BundleError for a file name that is not safe, before anything is sent."""
+def execute_frame(spec: ExecutionSpec, token: str, features: Collection[str] = ()) -> bytes:
+    """The `execute` frame of `spec` in `once` mode (its stdin follows the frame), with rich
+    results and `outputs` when the runner's `features` include them; raises BundleError for
+    a file name that is not safe, before anything is sent."""
     files: dict[str, dict[str, str]] = {}
     for name, content in spec.files.items():
         safe_relative_path(name)
@@ -62,16 +64,25 @@ def execute_frame(spec: ExecutionSpec, token: str) -> bytes:
             else {"text": content}
         )
     processes = language(spec.language).task_limit(spec.limits.max_processes)
-    return frame_bytes(
-        {
-            "type": "execute",
-            "token": token,
-            "mode": "once",
-            "code": spec.code,
-            "files": files,
-            "limits": {"processes": processes},
-        }
-    )
+    frame: dict[str, Any] = {
+        "type": "execute",
+        "token": token,
+        "mode": "once",
+        "code": spec.code,
+        "files": files,
+        "limits": {"processes": processes},
+    }
+    if "results" in features:
+        frame["results"] = True
+    if "outputs" in features and spec.outputs:
+        frame["outputs"] = list(spec.outputs)
+    return frame_bytes(frame)
+
+
+def session_frame(kind: str, token: str, **fields: Any) -> bytes:
+    """A frame of mode `session`: `execute` (`code`, `stdin`, `outputs`, `results`),
+    `write_file` (`path`, `base64`) or `read_file` (`path`, `max_bytes`)."""
+    return frame_bytes({"type": kind, "token": token, "mode": "session", **fields})
 
 
 def parse_ready(line: bytes) -> Record | None:

@@ -114,6 +114,10 @@ async def upload(
             await live.sandbox.write_file(path, data)
         except SessionEnded as exc:
             raise await services.sessions.lost(live, exc.reason) from None
+        except OSError:  # /work is full (its disk cap), or the path is taken by a directory
+            raise PayloadTooLarge(
+                f"the session's /work could not take {len(data)} bytes at {path!r}"
+            ) from None
         services.sessions.used(live, files_bytes=len(data))
     await _record(services, caller, live, "session.file.upload", path, data, screened)
     return FileWritten(

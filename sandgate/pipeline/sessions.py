@@ -80,7 +80,8 @@ async def create(services: Services, caller: Caller, body: SessionCreate) -> Ses
             ttl_s=ttl,
         )
     except SessionsUnsupported as exc:
-        raise NotSupported(f"{exc}; the runsc backend does (SANDGATE_BACKEND=runsc)") from None
+        hint = "" if services.backend.name == "runsc" else "; the runsc backend does (python)"
+        raise NotSupported(f"{exc}{hint}") from None
     await caller.record(
         services.auditor,
         Auditor.event(

@@ -191,9 +191,11 @@ class SessionManager:
         """Destroy the session's sandbox and note why; None when it had ended already.
         `announce=False` when the caller audits the end itself (a `DELETE`)."""
         live = self._live.pop(session_id, None)
-        if live is not None:
-            await live.sandbox.close()
-        return await self._ended(session_id, reason, announce=announce)
+        try:  # the reason first: a call while the sandbox goes already answers 410 with it
+            return await self._ended(session_id, reason, announce=announce)
+        finally:
+            if live is not None:
+                await live.sandbox.close()
 
     async def ended_by_itself(self, live: LiveSession) -> SessionRecord | None:
         """If the sandbox died (memory limit, kill), end the session with that reason."""

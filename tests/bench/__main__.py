@@ -9,6 +9,7 @@ import time
 BENCHES = [
     "bench_execute",
     "bench_pool",
+    "bench_sessions",
     "bench_languages",
     "bench_docker",
     "bench_screen",

@@ -106,7 +106,15 @@ def test_when_stdin_is_no_frame_then_the_runner_says_so_and_exits_125(data: byte
         "type": "ready",
         "protocol": 1,
         "runner": "python",
-        "features": ["once", "limit-report", "binary-files"],
+        "features": [
+            "once",
+            "limit-report",
+            "binary-files",
+            "results",
+            "outputs",
+            "session",
+            "interrupt",
+        ],
     }
     assert second.startswith(READY_PREFIX) and b'"type":"error"' in second
     assert rest == [b""] and done.returncode == 125
