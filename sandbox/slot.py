@@ -26,6 +26,7 @@ import structlog
 from sandbox.attachment import Attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, MiB, OutputSink, Status
 from sandbox.cgroup import SandboxCgroup
+from sandbox.languages import language
 from sandbox.runner.protocol import Record, RecordSplitter, execute_frame, new_token, parse_ready
 from sandbox.supervision import KILL_GRACE_S, Watch
 
@@ -232,7 +233,7 @@ class Slot:
         return watch.result(
             code,
             self.cgroup.usage(),
-            extra_processes=self.attachment.processes,
+            extra_processes=self.attachment.processes + language(spec.language).helper_processes,
             runtime_errors=errors,
             backend="runsc",
         )
