@@ -91,7 +91,7 @@ class RunscBackend(SandboxBackend):
             scratch=(self.root,),
             process_marker=f"--root={self.root}",
         )
-        self.preimport = pool.preimport
+        self.pool_options = pool
         self.pool = Pool(
             pool,
             boot=self._boot_ahead,
@@ -221,8 +221,9 @@ class RunscBackend(SandboxBackend):
         return slot
 
     async def _boot_ahead(self, cls: SlotClass) -> Slot:
-        """A pooled sandbox of `cls`: its runner started with the pool's pre-imports, at the
-        refill's low CPU weight, waiting for a frame."""
+        """A pooled sandbox of `cls`: its runner started with the pool's and the image's
+        pre-imports (and the class's memory cap, for a command that holds it), at the refill's
+        low CPU weight, waiting for a frame."""
         lang = language(cls.language)
         rootfs = await asyncio.to_thread(self.images.rootfs, cls.image)
         slot = self._new_slot(lang, ahead=True)
@@ -230,7 +231,11 @@ class RunscBackend(SandboxBackend):
             install_runner(slot.bundle / "input", lang)
             write_config(
                 slot.bundle,
-                args=runner_argv(lang, memory_mb=None, preimport=self.preimport),
+                args=runner_argv(
+                    lang,
+                    memory_mb=cls.memory_mb or None,
+                    preimport=self.pool_options.preimports(cls),
+                ),
                 language=lang,
                 rootfs=rootfs,
                 cgroups_path=slot.cgroup.path,
