@@ -244,9 +244,9 @@ class RunscBackend(SandboxBackend):
                 memory_bytes=None,
                 attachment=slot.attachment,
             )
-            slot.cgroup.create(
+            slot.cgroup.create(  # the host's backstop counts the runner's own tasks too
                 memory_bytes=None,
-                max_processes=cls.max_processes,
+                max_processes=lang.task_limit(cls.max_processes),
                 cpus=None,
                 shares=REFILL_CPU_SHARES,
             )
@@ -289,7 +289,9 @@ class RunscBackend(SandboxBackend):
                     attachment=attachment,
                 )
             slot.cgroup.create(
-                memory_bytes=None, max_processes=spec.limits.max_processes, cpus=None
+                memory_bytes=None,
+                max_processes=lang.task_limit(spec.limits.max_processes),
+                cpus=None,
             )
             await slot.launch()
             if slot.runner:
