@@ -136,6 +136,9 @@ class Pool:
         self._targets: set[SlotClass] = set()
         self._ready: dict[SlotClass, deque[Slot]] = {}
         self._booting: list[SlotClass] = []  # one entry per boot in progress
+        # Boots at once: all slots of the cap but one, so a request seldom has to take one from
+        # a refill (which throws that boot's work away).
+        self._parallel = max(1, slots.count - 1) if slots is not None else 1
         self._failures = 0  # boots failed in a row
         self._not_before = 0.0  # no boot starts before this loop time (after failures)
         self._wake = asyncio.Event()
@@ -218,7 +221,7 @@ class Pool:
         try:
             while True:
                 cls = self._wanted()
-                if cls is None or len(boots) >= self._slots.count or loop.time() < self._not_before:
+                if cls is None or len(boots) >= self._parallel or loop.time() < self._not_before:
                     self._wake.clear()
                     await self._wake.wait()
                     continue

@@ -6,9 +6,10 @@ holder dies. Within one process an asyncio semaphore queues waiters, so only as 
 as there are slots ever poll for a lock. A request that gets no slot within the wait is refused.
 
 Starting a sandbox ahead (the warm pool's refill) takes a slot too, but only `background()`:
-never while a request of this process waits for one, and a request that finds every slot taken
-cancels such a holder (its half-started sandbox is thrown away) rather than wait for it. Another
-worker's refill is not seen; a request there waits at most one sandbox start-up for it.
+never while a request of this process waits for one or has just asked, and a request that finds
+every slot taken cancels such a holder (its half-started sandbox is thrown away) rather than
+wait for it. Another worker's refill is not seen; a request there waits at most one sandbox
+start-up for it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ __all__ = ["NoSlot", "SandboxSlots"]
 
 POLL_S = 0.01
 BACKGROUND_POLL_S = 0.05
+# A background holder starts only once no request has asked for a slot for this long: under a
+# steady stream of requests a refill would mostly be started only to be thrown away.
+QUIET_S = 0.1
 
 
 class NoSlot(Exception):
@@ -41,6 +45,7 @@ class SandboxSlots:
         self._paths = [directory / f"slot-{i}.lock" for i in range(count)]
         self._local = asyncio.Semaphore(count)
         self._waiting = 0
+        self._last_asked = 0.0  # monotonic time of the latest request for a slot
         self._background: set[asyncio.Task[object]] = set()
         self.in_use = 0
 
@@ -64,7 +69,8 @@ class SandboxSlots:
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[None]:
         """Hold a slot; raises NoSlot after `wait_s` seconds without one."""
-        deadline = time.monotonic() + self.wait_s
+        self._last_asked = time.monotonic()
+        deadline = self._last_asked + self.wait_s
         self._waiting += 1
         try:
             if self._local.locked():
@@ -95,9 +101,11 @@ class SandboxSlots:
     @contextlib.asynccontextmanager
     async def background(self) -> AsyncIterator[None]:
         """Hold a slot for work that can wait and can be thrown away: taken only when one is
-        free and no request here waits; the holding task is cancelled if a request needs it."""
+        free, no request here waits and none asked for QUIET_S; the holding task is cancelled
+        if a request needs it."""
         while True:
-            if not self._waiting and not self._local.locked():
+            quiet = time.monotonic() - self._last_asked >= QUIET_S
+            if quiet and not self._waiting and not self._local.locked():
                 await self._local.acquire()  # free: returns at once
                 if (fd := self._try_lock()) is not None:
                     break

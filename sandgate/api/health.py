@@ -37,21 +37,21 @@ async def _audit_check(services: Services) -> dict[str, Any]:
     return {"ok": True, "records": records}
 
 
-def _images_check(services: Services) -> dict[str, Any]:
-    """Every image with its recipe hash, size and whether it is built; failing when one the
-    loaded policies allow is not built."""
+def _images_check(services: Services) -> tuple[dict[str, Any], list[str]]:
+    """Every image with its recipe hash, size and whether it is built, and a warning naming the
+    build command when one the loaded policies allow is missing. A missing image refuses only
+    the requests that name it (503); the backend's own `image` check covers its default."""
     statuses = services.images.statuses()
     allowed = {
         i for p in services.policies.current.policies.values() for i in p.policy.allowed_images()
     }
     missing = sorted(s.name for s in statuses if s.name in allowed and not s.built)
     check: dict[str, Any] = {
-        "ok": not missing,
+        "ok": True,
         "images": [s.model_dump(exclude_none=True) for s in statuses],
     }
-    if missing:
-        check["detail"] = f"not built: {missing}; run `sandgate image build`"
-    return check
+    warnings = [f"images the policies allow are not built: {missing}; run `sandgate image build`"]
+    return check, warnings if missing else []
 
 
 @router.get(
@@ -74,7 +74,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks["audit"] = await _audit_check(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
-    checks["images"] = _images_check(services)
+    checks["images"], image_warnings = _images_check(services)
     checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
     screener = services.screener
     checks["screening"] = {
@@ -82,7 +82,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "entities": screener.entities_by_detector(),
         "not_detectable": screener.unavailable_entities(),
     }
-    warnings = services.backend.warnings()
+    warnings = services.backend.warnings() + image_warnings
     if services.settings.egress_allow_private:
         warnings.append(PRIVATE_EGRESS_WARNING)
     if registry.rejected is not None:
