@@ -139,8 +139,9 @@ class Pool:
         # Boots at once: all slots of the cap but one, so a request seldom has to take one from
         # a refill (which throws that boot's work away).
         self._parallel = max(1, slots.count - 1) if slots is not None else 1
-        self._failures = 0  # boots failed in a row
-        self._not_before = 0.0  # no boot starts before this loop time (after failures)
+        # Per class, so one that cannot start (a broken image) holds back no other class.
+        self._failures: dict[SlotClass, int] = {}  # boots failed in a row
+        self._not_before: dict[SlotClass, float] = {}  # no boot before this loop time
         self._wake = asyncio.Event()
         self._refill: asyncio.Task[None] | None = None
 
@@ -201,10 +202,15 @@ class Pool:
         if self._observer is not None:
             self._observer.pool_ready(cls.name, len(self._ready.get(cls, ())))
 
-    def _wanted(self) -> SlotClass | None:
-        """The class furthest below its target (counting the ones starting), if any is."""
+    def _wanted(self, now: float) -> SlotClass | None:
+        """The class furthest below its target (counting the ones starting), if any is,
+        leaving out those waiting after failed boots."""
         have = {c: len(self._ready.get(c, ())) + self._booting.count(c) for c in self._targets}
-        short = [c for c in sorted(self._targets) if have[c] < self.size]
+        short = [
+            c
+            for c in sorted(self._targets)
+            if have[c] < self.size and self._not_before.get(c, 0.0) <= now
+        ]
         return min(short, key=lambda c: have[c]) if short else None
 
     async def _boot_in_background(self, cls: SlotClass) -> Slot:
@@ -220,8 +226,8 @@ class Pool:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                cls = self._wanted()
-                if cls is None or len(boots) >= self._parallel or loop.time() < self._not_before:
+                cls = self._wanted(loop.time())
+                if cls is None or len(boots) >= self._parallel:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -242,15 +248,16 @@ class Pool:
         if task.cancelled():
             return  # a request needed its cap slot, or the pool is closing
         if (error := task.exception()) is not None:
-            # Wait before the next boot, longer each time (a missing image, a broken runtime).
-            self._failures += 1
-            delay = min(RETRY_MIN_S * 2 ** (self._failures - 1), RETRY_MAX_S)
+            # Wait before this class's next boot, longer each time (a missing image, a broken
+            # runtime).
+            failures = self._failures[cls] = self._failures.get(cls, 0) + 1
+            delay = min(RETRY_MIN_S * 2 ** (failures - 1), RETRY_MAX_S)
             loop = asyncio.get_running_loop()
-            self._not_before = loop.time() + delay
+            self._not_before[cls] = loop.time() + delay
             loop.call_later(delay, self._wake.set)
             log.error("pool.boot_failed", sandbox_class=cls.name, error=str(error)[:500])
             return
-        self._failures = 0
+        self._failures.pop(cls, None)
         slot = task.result()
         if cls in self._targets and len(self._ready.get(cls, ())) < self.size:
             self._ready.setdefault(cls, deque()).append(slot)
