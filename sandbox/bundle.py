@@ -27,6 +27,7 @@ __all__ = [
     "SANDBOX_UID",
     "WORK_DIR",
     "BundleError",
+    "install_prelude",
     "launcher",
     "safe_relative_path",
     "write_bundle",
@@ -105,14 +106,20 @@ def write_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> No
     targets = [(directory / "files" / safe_relative_path(n), t) for n, t in spec.files.items()]
     (directory / "files").mkdir(parents=True)
     (directory / language.filename).write_text(spec.code, encoding="utf-8")
-    if language.prelude:
-        prelude = resources.files("sandbox.prelude").joinpath(language.prelude)
-        (directory / "prelude").write_bytes(prelude.read_bytes())
+    install_prelude(directory, language)
     for target, content in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     for path in [directory, *directory.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+def install_prelude(directory: Path, language: Language) -> None:
+    """Put the language's prelude, if it has one, in the input tree as `prelude`."""
+    if language.prelude:
+        prelude = resources.files("sandbox.prelude").joinpath(language.prelude)
+        (directory / "prelude").write_bytes(prelude.read_bytes())
+        (directory / "prelude").chmod(0o644)
 
 
 def _bind(bind: Bind) -> dict[str, Any]:

@@ -31,11 +31,15 @@ class Image:
 
     `egress`: the image has the python3 the in-sandbox egress forwarder runs on, so an
     execution on it can be given an allowlisted network; without it, it cannot.
+
+    `preimport`: modules a sandbox of this image started ahead (the warm pool) imports before
+    it waits for code, besides the pool's own list, for languages whose runner pre-imports.
     """
 
     name: str
     description: str
     egress: bool
+    preimport: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,17 +56,20 @@ class Language:
     against the program's own file, /sandgate/main.js, as python's `import x` finds /work/x.py
     through PYTHONPATH).
 
-    `prelude` names a file of `sandbox/prelude/` that the launcher puts beside the code, as
+    `prelude` names a file of `sandbox/prelude/` put beside the code or the runner, as
     /sandgate/prelude (node loads it first: blocking stdout and stderr).
 
     `runtime_tasks` are the interpreter's own threads, allowed on top of the code's process
     limit (`RLIMIT_NPROC` counts threads): node starts 7 (V8's platform workers among them) and
     11 once libuv's thread pool runs; under a limit below that it hung until the wall clock.
+    `helper_processes` are the runner's own processes besides the code's (bash's runner shell
+    and its monitor): allowed on top of the limit too, and not counted as the code's.
 
     `runner` names the language's in-sandbox runner under `sandbox/runner/` (PROTOCOL.md): its
-    code then arrives in a frame, and its sandboxes can be started ahead (the warm pool) unless
-    `command` needs the memory cap, which is only known per request. Without one, the code is
-    the file `filename` that `command` runs, in a sandbox started for it.
+    code then arrives in a frame, and its sandboxes can be started ahead (the warm pool; a
+    `command` that holds the memory cap makes the cap part of the pool's class). `preimports`:
+    the runner takes `--preimport` (the pool's and the image's modules). Without a runner, the
+    code is the file `filename` that `command` runs, in a sandbox started for it.
     """
 
     name: str
@@ -72,11 +79,13 @@ class Language:
     env: Mapping[str, str] = field(default_factory=dict)
     prelude: str | None = None
     runtime_tasks: int = 0
+    helper_processes: int = 0
     runner: str | None = None
+    preimports: bool = False
 
     def task_limit(self, max_processes: int) -> int:
         """The `RLIMIT_NPROC` of a sandbox whose code may have `max_processes` at once."""
-        return max_processes + self.runtime_tasks
+        return max_processes + self.runtime_tasks + self.helper_processes
 
     def argv(self, script: str, memory_mb: int) -> list[str]:
         """The command line that runs `script` (a path inside the sandbox)."""
@@ -104,6 +113,7 @@ IMAGES: dict[str, Image] = {
         "python-data",
         "python plus numpy, pandas, scipy and matplotlib (Agg backend, no display)",
         egress=True,
+        preimport=("numpy", "pandas"),
     ),
     "node": Image("node", "Node.js 18 with npm", egress=True),
     "bash": Image("bash", "bash with coreutils, grep, sed, gawk and jq; no python", egress=False),
@@ -116,6 +126,7 @@ LANGUAGES: dict[str, Language] = {
         filename="main.py",
         command=("python3",),
         runner="python.py",
+        preimports=True,
     ),
     "node": Language(
         name="node",
@@ -125,8 +136,16 @@ LANGUAGES: dict[str, Language] = {
         env={"NODE_PATH": "/work/node_modules:/work"},
         prelude="node.js",
         runtime_tasks=11,
+        runner="runner.js",
     ),
-    "bash": Language(name="bash", images=("bash",), filename="main.sh", command=("bash",)),
+    "bash": Language(
+        name="bash",
+        images=("bash",),
+        filename="main.sh",
+        command=("bash",),
+        helper_processes=2,
+        runner="runner.sh",
+    ),
 }
 
 

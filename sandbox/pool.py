@@ -1,10 +1,11 @@
 """The warm pool: sandboxes started ahead, per class, each handed to exactly one execution.
 
 A class is what is fixed when a sandbox starts (`SlotClass`: language, image, process ceiling,
-disk size; egress is part of it too, and a class with egress is never pooled: see README). The
-service names the classes to keep warm (`warm`, from its policies; a reload drains the classes
-that went away). `claim` hands out a ready slot of a class at once, or None (the caller starts
-one cold, never waiting for the refill). The refill starts sandboxes, each inside a background
+disk size, the memory cap for a language whose command holds it (node's heap); egress is part of
+it too, and a class with egress is never pooled: see README). The service names the classes to
+keep warm (`warm`, from its policies; a reload drains the classes that went away). `claim`
+hands out a ready slot of a class at once, or None (the caller starts one cold, never waiting
+for the refill). The refill starts sandboxes, each inside a background
 slot of the host-wide cap (`SandboxSlots.background`: it yields to requests and is thrown away
 when one needs its slot), at a low CPU weight, until every class has `size` ready.
 
@@ -24,7 +25,7 @@ from typing import Protocol
 import structlog
 
 from sandbox.base import ExecutionSpec, Limits
-from sandbox.languages import language
+from sandbox.languages import image, language
 from sandbox.runner import needs_memory_cap
 from sandbox.slot import Slot
 from sandbox.slots import SandboxSlots
@@ -46,6 +47,7 @@ class SlotClass:
     max_processes: int
     disk_mb: int
     egress: bool = False
+    memory_mb: int = 0  # only for a language whose command holds it (node's heap), else 0
 
     @classmethod
     def of(cls, spec: ExecutionSpec) -> SlotClass:
@@ -59,35 +61,44 @@ class SlotClass:
         cls, language_name: str, limits: Limits, *, egress: bool, image: str | None = None
     ) -> SlotClass:
         """The class of a run in `language_name` under `limits` (a policy's, say)."""
+        lang = language(language_name)
         return cls(
             language=language_name,
-            image=language(language_name).image_for(image),
+            image=lang.image_for(image),
             max_processes=limits.max_processes,
             disk_mb=limits.disk_mb,
             egress=egress,
+            memory_mb=limits.memory_mb if needs_memory_cap(lang) else 0,
         )
 
     @property
     def name(self) -> str:
-        """A stable label for `/ready` and metrics: `python/python/p64/d64[/egress]`."""
+        """A stable label for `/ready` and metrics: `python/python/p64/d64[/m512][/egress]`."""
         name = f"{self.language}/{self.image}/p{self.max_processes}/d{self.disk_mb}"
+        name += f"/m{self.memory_mb}" if self.memory_mb else ""
         return name + ("/egress" if self.egress else "")
 
     @property
     def poolable(self) -> bool:
-        """Whether sandboxes of the class can be started ahead: a runner whose command needs
-        no per-request memory cap, and no egress."""
-        lang = language(self.language)
-        return lang.runner is not None and not needs_memory_cap(lang) and not self.egress
+        """Whether sandboxes of the class can be started ahead: a runner, and no egress."""
+        return language(self.language).runner is not None and not self.egress
 
 
 @dataclass(frozen=True)
 class PoolOptions:
     """`size` ready sandboxes per class (0: no pool); `preimport`: modules their runner
-    imports before it waits (for Python: stdlib names)."""
+    imports before it waits, for a runner that pre-imports (Python's: stdlib names), on top of
+    the image's own (`sandbox.languages.Image.preimport`)."""
 
     size: int = 0
     preimport: tuple[str, ...] = ()
+
+    def preimports(self, cls: SlotClass) -> tuple[str, ...]:
+        """What a sandbox of `cls` started ahead pre-imports (nothing for a runner that does
+        not pre-import)."""
+        if not language(cls.language).preimports:
+            return ()
+        return tuple(dict.fromkeys(self.preimport + image(cls.image).preimport))
 
 
 NO_POOL = PoolOptions()
@@ -128,8 +139,9 @@ class Pool:
         # Boots at once: all slots of the cap but one, so a request seldom has to take one from
         # a refill (which throws that boot's work away).
         self._parallel = max(1, slots.count - 1) if slots is not None else 1
-        self._failures = 0  # boots failed in a row
-        self._not_before = 0.0  # no boot starts before this loop time (after failures)
+        # Per class, so one that cannot start (a broken image) holds back no other class.
+        self._failures: dict[SlotClass, int] = {}  # boots failed in a row
+        self._not_before: dict[SlotClass, float] = {}  # no boot before this loop time
         self._wake = asyncio.Event()
         self._refill: asyncio.Task[None] | None = None
 
@@ -190,10 +202,15 @@ class Pool:
         if self._observer is not None:
             self._observer.pool_ready(cls.name, len(self._ready.get(cls, ())))
 
-    def _wanted(self) -> SlotClass | None:
-        """The class furthest below its target (counting the ones starting), if any is."""
+    def _wanted(self, now: float) -> SlotClass | None:
+        """The class furthest below its target (counting the ones starting), if any is,
+        leaving out those waiting after failed boots."""
         have = {c: len(self._ready.get(c, ())) + self._booting.count(c) for c in self._targets}
-        short = [c for c in sorted(self._targets) if have[c] < self.size]
+        short = [
+            c
+            for c in sorted(self._targets)
+            if have[c] < self.size and self._not_before.get(c, 0.0) <= now
+        ]
         return min(short, key=lambda c: have[c]) if short else None
 
     async def _boot_in_background(self, cls: SlotClass) -> Slot:
@@ -209,8 +226,8 @@ class Pool:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                cls = self._wanted()
-                if cls is None or len(boots) >= self._parallel or loop.time() < self._not_before:
+                cls = self._wanted(loop.time())
+                if cls is None or len(boots) >= self._parallel:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -231,15 +248,16 @@ class Pool:
         if task.cancelled():
             return  # a request needed its cap slot, or the pool is closing
         if (error := task.exception()) is not None:
-            # Wait before the next boot, longer each time (a missing image, a broken runtime).
-            self._failures += 1
-            delay = min(RETRY_MIN_S * 2 ** (self._failures - 1), RETRY_MAX_S)
+            # Wait before this class's next boot, longer each time (a missing image, a broken
+            # runtime).
+            failures = self._failures[cls] = self._failures.get(cls, 0) + 1
+            delay = min(RETRY_MIN_S * 2 ** (failures - 1), RETRY_MAX_S)
             loop = asyncio.get_running_loop()
-            self._not_before = loop.time() + delay
+            self._not_before[cls] = loop.time() + delay
             loop.call_later(delay, self._wake.set)
             log.error("pool.boot_failed", sandbox_class=cls.name, error=str(error)[:500])
             return
-        self._failures = 0
+        self._failures.pop(cls, None)
         slot = task.result()
         if cls in self._targets and len(self._ready.get(cls, ())) < self.size:
             self._ready.setdefault(cls, deque()).append(slot)

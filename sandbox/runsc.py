@@ -96,7 +96,7 @@ class RunscBackend(SandboxBackend):
             scratch=(self.root,),
             process_marker=f"--root={self.root}",
         )
-        self.preimport = pool.preimport
+        self.pool_options = pool
         self.pool = Pool(
             pool,
             boot=self._boot_ahead,
@@ -265,8 +265,9 @@ class RunscBackend(SandboxBackend):
         return slot
 
     async def _boot_ahead(self, cls: SlotClass) -> Slot:
-        """A pooled sandbox of `cls`: its runner started with the pool's pre-imports, at the
-        refill's low CPU weight, waiting for a frame."""
+        """A pooled sandbox of `cls`: its runner started with the pool's and the image's
+        pre-imports (and the class's memory cap, for a command that holds it), at the refill's
+        low CPU weight, waiting for a frame."""
         lang = language(cls.language)
         rootfs = await asyncio.to_thread(self.images.rootfs, cls.image)
         slot = self._new_slot(lang, ahead=True)
@@ -274,7 +275,11 @@ class RunscBackend(SandboxBackend):
             install_runner(slot.bundle / "input", lang)
             write_config(
                 slot.bundle,
-                args=runner_argv(lang, memory_mb=None, preimport=self.preimport),
+                args=runner_argv(
+                    lang,
+                    memory_mb=cls.memory_mb or None,
+                    preimport=self.pool_options.preimports(cls),
+                ),
                 language=lang,
                 rootfs=rootfs,
                 cgroups_path=slot.cgroup.path,
@@ -283,9 +288,9 @@ class RunscBackend(SandboxBackend):
                 memory_bytes=None,
                 attachment=slot.attachment,
             )
-            slot.cgroup.create(
+            slot.cgroup.create(  # the host's backstop counts the runner's own tasks too
                 memory_bytes=None,
-                max_processes=cls.max_processes,
+                max_processes=lang.task_limit(cls.max_processes),
                 cpus=None,
                 shares=REFILL_CPU_SHARES,
             )
@@ -328,7 +333,9 @@ class RunscBackend(SandboxBackend):
                     attachment=attachment,
                 )
             slot.cgroup.create(
-                memory_bytes=None, max_processes=spec.limits.max_processes, cpus=None
+                memory_bytes=None,
+                max_processes=lang.task_limit(spec.limits.max_processes),
+                cpus=None,
             )
             await slot.launch()
             if slot.runner:

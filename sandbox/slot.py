@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import structlog
 from sandbox.attachment import Attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, MiB, OutputSink, Status
 from sandbox.cgroup import SandboxCgroup
+from sandbox.languages import language
 from sandbox.runner.protocol import Record, RecordSplitter, execute_frame, new_token, parse_ready
 from sandbox.supervision import KILL_GRACE_S, Watch
 
@@ -98,6 +100,7 @@ class Slot:
         self.used = False
         self.features: frozenset[str] = frozenset()  # what its runner announced in `ready`
         self._process: asyncio.subprocess.Process | None = None
+        self._stdio: _Stdio | None = None
         self._status: asyncio.Task[None] | None = None
         self._closers = contextlib.AsyncExitStack()
 
@@ -117,6 +120,12 @@ class Slot:
     async def launch(self) -> None:
         """Start the sandbox under the subreaper; its bundle and cgroup must be in place."""
         status_read, status_write = os.pipe()
+        # The sandbox's stdio are pipes of our own, not the loop's: uvloop would hand the
+        # child socket pairs, which node cannot reopen (/proc/self/fd/1: ENXIO) and on which a
+        # record is not kept whole the way a pipe keeps a write of up to 4096 bytes.
+        child_in, host_in = os.pipe()
+        host_out, child_out = os.pipe()
+        host_err, child_err = os.pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -129,18 +138,22 @@ class Slot:
                 *self.runtime.command(
                     self.bundle, self.container, host_uds=self.attachment.needs_host_uds
                 ),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdin=child_in,
+                stdout=child_out,
+                stderr=child_err,
                 pass_fds=(status_write,),
                 env=_HOST_ENV,
                 start_new_session=True,
             )
         except BaseException:
-            os.close(status_read)
+            for fd in (status_read, host_in, host_out, host_err):
+                os.close(fd)
             raise
         finally:
-            os.close(status_write)
+            for fd in (status_write, child_in, child_out, child_err):
+                os.close(fd)
+        self._stdio = await _Stdio.of(host_in, host_out, host_err)
+        self._closers.callback(self._stdio.close)
         self._status = asyncio.create_task(self._follow(status_read))
 
     async def _follow(self, fd: int) -> None:
@@ -163,8 +176,8 @@ class Slot:
     async def wait_ready(self, timeout: float = BOOT_TIMEOUT_S) -> Record:
         """The runner's `ready` record; raises BootFailed if the sandbox ends or says
         anything else first, or nothing within `timeout`."""
-        assert self._process and self._process.stdout
-        line = asyncio.ensure_future(self._process.stdout.readline())
+        assert self._stdio
+        line = asyncio.ensure_future(self._stdio.stdout.readline())
         done, _ = await asyncio.wait(
             (line, self.exited), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
@@ -173,7 +186,10 @@ class Slot:
                 features = record.get("features")
                 self.features = frozenset(f for f in features or () if isinstance(f, str))
                 return record
-            raise BootFailed(f"the runner's first line is not `ready`: {line.result()[:200]!r}")
+            raise BootFailed(
+                f"the runner's first line is not `ready`: {line.result()[:200]!r} "
+                f"({await self._why()})"
+            )
         line.cancel()
         if not done:
             raise BootFailed(f"the sandbox did not start within {timeout:g} s")
@@ -184,17 +200,16 @@ class Slot:
         errors = runtime_errors(self.bundle / "runsc.log")
         if errors:
             return errors[-1]
-        assert self._process and self._process.stderr
+        assert self._stdio
         with contextlib.suppress(TimeoutError):
-            said = await asyncio.wait_for(self._process.stderr.read(2000), 1.0)
+            said = await asyncio.wait_for(self._stdio.stderr.read(2000), 1.0)
             return said.decode(errors="replace").strip() or "no output"
         return "no output"
 
     def streams(self) -> tuple[asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader]:
         """The sandbox's stdin, stdout and stderr (for a session, which keeps them open)."""
-        assert self._process and self._process.stdin
-        assert self._process.stdout and self._process.stderr
-        return self._process.stdin, self._process.stdout, self._process.stderr
+        assert self._stdio
+        return self._stdio.stdin, self._stdio.stdout, self._stdio.stderr
 
     # -- the one execution --------------------------------------------------------------------
 
@@ -203,8 +218,7 @@ class Slot:
     ) -> ExecutionResult:
         """Run `spec` here (its code in a frame, for a runner; else already in the bundle);
         `on_output` follows the output as it is produced."""
-        assert self._process and self._process.stdin and self._process.stdout
-        assert self._process.stderr and not self.used
+        assert self._stdio and not self.used
         self.used = True
         limits = spec.limits
         try:
@@ -223,8 +237,8 @@ class Slot:
             token = new_token()
             stdin = execute_frame(spec, token, self.features) + stdin
             splitter = RecordSplitter(token, watch.on_record)
-        feed = _feed(self._process.stdin, stdin)
-        watch.start(self._process.stdout, self._process.stderr, feed, splitter=splitter)
+        feed = _feed(self._stdio.stdin, stdin)
+        watch.start(self._stdio.stdout, self._stdio.stderr, feed, splitter=splitter)
         try:
             if not await watch.until_done(self.exited):
                 await self.kill()
@@ -241,7 +255,7 @@ class Slot:
         return watch.result(
             code,
             self.cgroup.usage(),
-            extra_processes=self.attachment.processes,
+            extra_processes=self.attachment.processes + language(spec.language).helper_processes,
             runtime_errors=errors,
             backend="runsc",
         )
@@ -296,6 +310,40 @@ class Slot:
             await asyncio.to_thread(shutil.rmtree, self.bundle, True)
         finally:
             await self._closers.aclose()
+
+
+@dataclass
+class _Stdio:
+    """The host's ends of a sandbox's stdin, stdout and stderr pipes, as asyncio streams."""
+
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+    transports: tuple[asyncio.BaseTransport, ...]
+
+    @classmethod
+    async def of(cls, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> _Stdio:
+        """Streams over the three descriptors (which they own from now on)."""
+        loop = asyncio.get_running_loop()
+        readers = []
+        transports: list[asyncio.BaseTransport] = []
+        for fd in (stdout_fd, stderr_fd):
+            reader = asyncio.StreamReader()
+            transport, _ = await loop.connect_read_pipe(
+                functools.partial(asyncio.StreamReaderProtocol, reader), os.fdopen(fd, "rb", 0)
+            )
+            readers.append(reader)
+            transports.append(transport)
+        write, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(stdin_fd, "wb", 0)
+        )
+        writer = asyncio.StreamWriter(write, protocol, None, loop)
+        return cls(writer, readers[0], readers[1], (write, *transports))
+
+    def close(self) -> None:
+        """Close every descriptor still open."""
+        for transport in self.transports:
+            transport.close()
 
 
 async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:

@@ -23,6 +23,7 @@ from guards.screener import Screener
 from sandbox import BackendConfig, SandboxBackend, backend_class
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
+from sandbox.languages import language
 from sandbox.pool import PoolObserver, PoolOptions, SlotClass
 from sandbox.slots import SandboxSlots
 from sandgate import __version__
@@ -104,13 +105,16 @@ def make_backend(
 
 
 def pool_classes(policies: PolicySet) -> set[SlotClass]:
-    """The sandbox classes the policies' executions run in: the ones the pool keeps warm."""
+    """The sandbox classes the policies' executions run in (each language on each image the
+    policy allows it): the ones the pool keeps warm."""
     return {
         SlotClass.for_limits(
-            language, policy.limits.sandbox_limits(), egress=bool(policy.network.egress)
+            name, policy.limits.sandbox_limits(), egress=bool(policy.network.egress), image=image
         )
         for policy in (resolved.policy for resolved in policies.policies.values())
-        for language in policy.languages
+        for name in policy.languages
+        for image in policy.allowed_images()
+        if image in language(name).images
     }
 
 

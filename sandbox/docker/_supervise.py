@@ -17,6 +17,7 @@ from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, SandboxUnav
 from sandbox.cgroup import SandboxCgroup
 from sandbox.docker._client import DockerCalls
 from sandbox.docker._stream import open_attach_stream
+from sandbox.languages import language
 from sandbox.runner.protocol import RecordSplitter
 from sandbox.supervision import KILL_GRACE_S, Watch
 
@@ -70,7 +71,7 @@ async def supervise(
     return watch.result(
         exit_code,
         cgroup.usage(),
-        extra_processes=attachment.processes,
+        extra_processes=attachment.processes + language(spec.language).helper_processes,
         oom=bool(state.get("OOMKilled")),
         runtime_errors=[state["Error"]] if state.get("Error") else [],
         backend="docker",

@@ -1,8 +1,8 @@
 """In-sandbox runners and the protocol they speak with the host (`sandgate-runner/1`).
 
 A runner is service code, never part of an image: each sandbox gets a copy in its read-only
-input tree at `/sandgate/runner<suffix>`. `python.py` is the Python runner; PROTOCOL.md is the
-protocol; `protocol` is the host's side of it.
+input tree at `/sandgate/runner<suffix>`. `python.py`, `runner.js` and `runner.sh` are the
+Python, Node.js and bash runners; PROTOCOL.md is the protocol; `protocol` is the host's side.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from sandbox.bundle import INPUT_DIR
+from sandbox.bundle import INPUT_DIR, install_prelude
 from sandbox.languages import Language
 
 __all__ = ["install_runner", "needs_memory_cap", "runner_argv", "runner_path"]
@@ -29,19 +29,24 @@ def _inside(language: Language) -> str:
 
 
 def install_runner(inputs: Path, language: Language) -> None:
-    """Copy the runner into a sandbox's input tree (bound read-only at /sandgate)."""
+    """Copy the runner (and the language's prelude) into a sandbox's input tree (bound
+    read-only at /sandgate)."""
     target = inputs / PurePosixPath(_inside(language)).name
     shutil.copyfile(runner_path(language), target)
     target.chmod(0o644)
+    install_prelude(inputs, language)
 
 
 def runner_argv(
     language: Language, *, memory_mb: int | None, preimport: tuple[str, ...] = ()
 ) -> list[str]:
-    """The command that starts the runner inside the sandbox. `memory_mb` None: a sandbox
-    started ahead, before any request's cap is known (see `needs_memory_cap`)."""
+    """The command that starts the runner inside the sandbox; `preimport` only for a runner
+    that takes it. `memory_mb` None: a sandbox started ahead, before any request's cap is
+    known, which only a language whose command does not hold it can be (`needs_memory_cap`)."""
     if memory_mb is None and needs_memory_cap(language):
-        raise ValueError(f"{language.name}'s command needs the memory cap; start it per request")
+        raise ValueError(f"{language.name}'s command needs the memory cap to start")
+    if preimport and not language.preimports:
+        raise ValueError(f"{language.name}'s runner takes no pre-imports")
     argv = language.argv(_inside(language), memory_mb or 0)
     return argv + (["--preimport", ",".join(preimport)] if preimport else [])
 

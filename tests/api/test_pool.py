@@ -26,6 +26,9 @@ pytestmark = pytest.mark.sandbox
 
 DEFAULT_CLASS = "python/python/p64/d64"
 STRICT_CLASS = "python/python/p16/d16"
+# tooling.yaml: the default's limits, in node (whose class holds its heap's cap) and bash
+TOOLING_CLASSES = {"node/node/p64/d64/m256", "bash/bash/p64/d64"}
+SLOTS = 2 * (2 + len(TOOLING_CLASSES))  # 2 per class
 TIGHT = """extends: default
 description: The default's sandbox with a quarter of its memory (same class of sandbox).
 limits: {memory_mb: 64}
@@ -115,7 +118,7 @@ def test_when_the_service_runs_then_ready_shows_each_pooled_class_and_metrics_it
     pooled: LiveServer,
 ) -> None:
     # data-analysis has egress: its sandboxes always start cold, so it has no class here.
-    assert set(full(pooled)) == {DEFAULT_CLASS, STRICT_CLASS}
+    assert set(full(pooled)) == {DEFAULT_CLASS, STRICT_CLASS, *TOOLING_CLASSES}
     assert full(pooled)[DEFAULT_CLASS] == {"ready": 2, "target": 2}
     with pooled.client() as client:
         text = client.get("/metrics").text
@@ -199,7 +202,7 @@ def test_when_the_service_is_killed_then_its_started_ahead_sandboxes_go_with_it(
     state = make_state_dir(tmp_path / "state")
     with start_server(state, _env(_policies(tmp_path))) as live:
         full(live)
-        assert len(gvisor_kernels(state)) == 4
+        assert len(gvisor_kernels(state)) == SLOTS
         live.process.kill()
         live.process.wait()
         wait_for(lambda: leftovers_of(state) == [], "nothing left of the killed service", 30)
@@ -214,7 +217,7 @@ def test_when_the_service_and_its_launchers_are_killed_then_the_next_start_reaps
         full(live)
         old = gvisor_kernels(state)
         launchers = [p for p in psutil.process_iter(["cmdline"]) if _launcher_of(p, state)]
-        assert len(old) == len(launchers) == 4
+        assert len(old) == len(launchers) == SLOTS
         for proc in [live.process, *launchers]:  # as an OOM kill of the whole group would
             os.kill(proc.pid, signal.SIGKILL)
         live.process.wait()

@@ -160,15 +160,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return found
 
 
-@pytest.fixture(params=[k for k in KINDS if k != "runsc-pool"])
-def cold_backend(request: pytest.FixtureRequest) -> Backend:
-    """Each case once per backend that starts a sandbox per run: for languages with no
-    runner, which a pool never starts ahead (with a pool they would run just the same)."""
-    name = str(request.param)
-    found: Backend = request.getfixturevalue(f"{name}_backend")
-    return found
-
-
 @pytest.fixture(params=KINDS)
 def backend_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[Path, Path], Backend]]:
     """Makes a backend of each kind on a given state directory and recipes folder."""
