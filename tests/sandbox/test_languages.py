@@ -194,7 +194,9 @@ def test_when_the_classic_bash_bomb_runs_while_its_shell_spins_then_pids_limit(
     result = run(sandbox, code, language="bash", limits={"max_processes": 32, "timeout_s": 3})
     assert result.status is Status.PIDS_LIMIT, (result.status, result.detail)
     assert "fork: retry: Resource temporarily unavailable" in result.stderr
-    assert result.exit_code == 137 and result.wall_ms < 8000
+    # 137: the host killed the sandbox at the limit; 2: a shell gave up forking first (bash's
+    # status for a fork it cannot retry any more; seen about 1 run in 7, on both backends).
+    assert result.exit_code in (137, 2) and result.wall_ms < 8000
 
 
 def test_when_the_classic_bash_bomb_runs_alone_then_it_dies_with_its_shell(
