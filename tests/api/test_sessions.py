@@ -235,4 +235,4 @@ def test_when_a_language_has_no_session_runner_then_501_without_pointing_at_runs
     with server.client(key=tooling) as client:
         answer = client.post("/sessions", json={"language": "bash"})
     assert answer.status_code == 501, answer.text
-    assert answer.json()["error"]["message"] == "bash has no runner, so no sessions on runsc"
+    assert answer.json()["error"]["message"] == "the bash runner holds no sessions"
