@@ -21,7 +21,7 @@ test:
 # The in-process tests only (no sandbox, no service process, no database server): < 1 minute.
 test-fast:
 	.ci/setup run
-	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not slow and not live"
+	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not slow and not live and not cluster"
 
 bench:
 	.ci/setup test

@@ -1,11 +1,13 @@
 """The app factory: the middleware, the error table, the routes, and the parts' lifespan.
 
 Middleware, outermost first: request ids and the access log line; the audit trail (one record
-per answered request its pipeline did not record); the request body limit (413).
+per answered request its pipeline did not record); the request body limit (413). A worker
+(role `worker`) serves only health, readiness and metrics; it takes its work from the queue.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +16,7 @@ from fastapi import FastAPI
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandgate import __version__
-from sandgate.api import audit, execute, health, policies, screen
+from sandgate.api import audit, execute, executions, health, policies, screen
 from sandgate.api import metrics as metrics_api
 from sandgate.api.responses import install_openapi
 from sandgate.audit.auditor import Auditor
@@ -22,6 +24,7 @@ from sandgate.audit.trail import AuditTrail
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.pipeline import carry
 from sandgate.services import Services, running
 from sandgate.settings import Settings
 
@@ -43,12 +46,20 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings, backend=backend, screener=screener) as services:
+            if services.executor is None:
+                await services.dispatch.open(None, None)
+            else:
+                await services.dispatch.open(
+                    functools.partial(carry.run_job, services),
+                    functools.partial(carry.lose, services),
+                )
             app.state.services = services
             started.append(services)
             try:
                 yield
             finally:
                 started.clear()
+                await services.dispatch.close()
 
     def auditor() -> Auditor | None:
         return started[0].auditor if started else None
@@ -67,14 +78,11 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuditTrail, auditor=auditor)
     app.add_middleware(RequestIdMiddleware)
-    for router in (
-        health.router,
-        execute.router,
-        screen.router,
-        policies.router,
-        audit.router,
-        metrics_api.router,
-    ):
+    routers = [health.router, metrics_api.router]
+    if settings.role != "worker":
+        routers += [execute.router, executions.router, screen.router, policies.router]
+        routers += [audit.router]
+    for router in routers:
         app.include_router(router)
     install_openapi(app)
     return app

@@ -47,6 +47,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "error_body",
+    "error_for",
     "install_handlers",
 ]
 
@@ -133,6 +134,18 @@ class Unavailable(SandgateError):
 
     status_code = 503
     type = "unavailable"
+
+
+def error_for(type_: str, message: str, status_code: int) -> SandgateError:
+    """The error of an answer given elsewhere (a worker's), by its type: raised here, it is
+    answered the same way."""
+    pending: list[type[SandgateError]] = [SandgateError]
+    while pending:
+        kind = pending.pop()
+        if kind.type == type_ and kind.status_code == status_code:
+            return kind(message)
+        pending.extend(kind.__subclasses__())
+    return Unavailable(message) if status_code >= 500 else InvalidInput(message)
 
 
 def error_body(request: Request | None, type_: str, message: str, details: Any = None) -> Any:

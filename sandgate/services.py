@@ -1,14 +1,18 @@
 """The running service's parts, built from settings when the app starts and closed when it stops.
 
 `running(settings, backend=..., screener=...)` builds everything a request needs: the key store,
-the screener, the audit log, the policies (watched for changes), the sandbox backend (reaping
-what a crash left when no sibling worker is alive) and the executor. A test may hand in its own
-backend (a fake, for logic above the sandbox) or screener (one shared by many in-process apps).
+the screener, the audit log, the policies (watched for changes), the dispatcher (Redis, or an
+in-process queue), and on a node that runs sandboxes (role `all` or `worker`) the sandbox
+backend (reaping what a crash left when no sibling worker is alive), the executor and the
+webhook deliverer. An API node (role `api`) has no backend: its jobs go to the workers. A test
+may hand in its own backend (a fake, for logic above the sandbox) or screener (one shared by
+many in-process apps).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +29,10 @@ from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
+from sandgate.dispatch.base import Dispatcher
+from sandgate.dispatch.local import LocalDispatcher
+from sandgate.dispatch.streams import RedisDispatcher
+from sandgate.dispatch.webhooks import Webhooks
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.lease import WorkerLease
@@ -47,8 +55,9 @@ class Services:
 
     settings: Settings
     keys: KeyStore
-    backend: SandboxBackend
-    executor: Executor
+    backend: SandboxBackend | None  # None on an API node
+    executor: Executor | None
+    dispatch: Dispatcher
     policies: PolicyRegistry
     metrics: Metrics
     screener: Screener
@@ -104,6 +113,43 @@ def open_auditor(settings: Settings) -> Auditor:
         return Auditor(open_store(dsn, hmac_key=key), key)
     except AuditError as exc:
         raise RuntimeError(f"cannot open the audit store {redacted_dsn(dsn)}: {exc}") from None
+
+
+def make_dispatcher(settings: Settings, metrics: Metrics, *, runs: bool) -> Dispatcher:
+    """Redis when the settings name it, else the in-process queue; with the webhook deliverer
+    where jobs run (`runs`)."""
+    webhooks = None
+    if runs:
+        secret = settings.webhook_secret or SecretStr(
+            persistent_secret(settings.state_dir / "webhook_secret")
+        )
+        webhooks = Webhooks(
+            secret.get_secret_value().encode(),
+            attempts=settings.webhook_attempts,
+            backoff_s=settings.webhook_backoff_s,
+            allow_private=settings.webhook_allow_private,
+        )
+    node = settings.node_name or socket.gethostname()
+    if settings.redis_url is None:
+        return LocalDispatcher(
+            node=node,
+            capacity=settings.max_concurrency,
+            max_depth=settings.queue_max_depth,
+            ttl_s=settings.execution_ttl_s,
+            webhooks=webhooks,
+            metrics=metrics,
+        )
+    return RedisDispatcher(
+        settings.redis_url,
+        node=node,
+        capacity=settings.max_concurrency,
+        max_depth=settings.queue_max_depth,
+        ttl_s=settings.execution_ttl_s,
+        dead_after_s=settings.worker_dead_after_s,
+        webhooks=webhooks,
+        metrics=metrics,
+        grace_s=settings.shutdown_grace_s,
+    )
 
 
 def _finding_producers(screener: Screener) -> dict[str, set[str]]:
@@ -166,21 +212,30 @@ async def running(
     metrics = Metrics()
     auditor = open_auditor(settings)
     registry = load_policies(settings, screener, metrics, auditor)
-    backend = backend or make_backend(settings)
-    lease = WorkerLease(settings.state_dir)
-    if lease.alone():
-        backend.reap()
-    await asyncio.to_thread(lease.share)
-    slots = SandboxSlots(
-        settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
-    )
+    runs = settings.role != "api"
+    executor, lease = None, None
+    if runs:
+        backend = backend or make_backend(settings)
+        lease = WorkerLease(settings.state_dir)
+        if lease.alone():
+            backend.reap()
+        await asyncio.to_thread(lease.share)
+        slots = SandboxSlots(
+            settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+        )
+        executor = Executor(backend, slots, metrics)
+    else:
+        backend = None
+    dispatch = make_dispatcher(settings, metrics, runs=runs)
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
     if settings.egress_allow_private:
         log.warning("egress.private_allowed", effect=PRIVATE_EGRESS_WARNING)
     log.info(
         "service.started",
-        backend=backend.name,
+        role=settings.role,
+        backend=backend.name if backend else None,
+        queue=dispatch.name,
         max_concurrency=settings.max_concurrency,
         state_dir=str(settings.state_dir),
         version=__version__,
@@ -190,7 +245,8 @@ async def running(
             settings=settings,
             keys=keys,
             backend=backend,
-            executor=Executor(backend, slots, metrics),
+            executor=executor,
+            dispatch=dispatch,
             policies=registry,
             metrics=metrics,
             screener=screener,
@@ -200,8 +256,10 @@ async def running(
         stop_watching.set()
         await watcher
         keys.close()
-        backend.close()
-        lease.release()
+        if backend is not None:
+            backend.close()
+        if lease is not None:
+            lease.release()
         metrics.close()
         if auditor.enabled:
             auditor.store.close()

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
+from sandgate.dispatch.base import QueueUnavailable
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
 
@@ -34,6 +35,22 @@ async def _audit_check(services: Services) -> dict[str, Any]:
     return {"ok": True, "records": records}
 
 
+async def _queue_checks(services: Services) -> dict[str, Any]:
+    """The queue's engine, and (on an API node) whether any worker is alive to take jobs."""
+    try:
+        stats = await services.dispatch.stats()
+    except QueueUnavailable as exc:
+        return {"queue": {"ok": False, "engine": services.dispatch.name, "detail": str(exc)}}
+    checks: dict[str, Any] = {
+        "queue": {"ok": True, "engine": services.dispatch.name, "depth": stats.depth}
+    }
+    workers = [w.model_dump() for w in stats.workers]
+    checks["workers"] = {"ok": bool(workers) or services.executor is not None, "live": workers}
+    if not checks["workers"]["ok"]:
+        checks["workers"]["detail"] = "no live worker: nothing would run what is queued"
+    return checks
+
+
 @router.get(
     "/ready",
     name="ready",
@@ -47,11 +64,13 @@ async def _audit_check(services: Services) -> dict[str, Any]:
 )
 async def ready(services: ServicesDep) -> JSONResponse:
     """Each check by name with `ok` and, when failing, what is wrong; 503 if any fails."""
+    backend = services.backend
     checks: dict[str, Any] = {
         name: {"ok": problem is None, **({"detail": problem} if problem else {})}
-        for name, problem in services.backend.checks().items()
+        for name, problem in (backend.checks() if backend else {}).items()
     }
     checks["audit"] = await _audit_check(services)
+    checks |= await _queue_checks(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
     screener = services.screener
@@ -60,7 +79,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "entities": screener.entities_by_detector(),
         "not_detectable": screener.unavailable_entities(),
     }
-    warnings = services.backend.warnings()
+    warnings = backend.warnings() if backend else []
     if services.settings.egress_allow_private:
         warnings.append(PRIVATE_EGRESS_WARNING)
     if registry.rejected is not None:
@@ -72,7 +91,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",
-        "backend": services.backend.name,
+        "role": services.settings.role,
+        "backend": backend.name if backend else None,
         "checks": checks,
         "warnings": warnings,
     }

@@ -13,7 +13,7 @@ acts. Content kept follows the policy's `audit.content`:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import structlog
@@ -31,7 +31,6 @@ from sandgate.audit.base import (
 from sandgate.audit.export import Format, export_lines
 from sandgate.audit.fit import cut, fit
 from sandgate.keys import ApiKey
-from sandgate.policy.loader import ResolvedPolicy
 
 __all__ = ["Auditor", "excerpt"]
 
@@ -39,6 +38,16 @@ log = structlog.get_logger(__name__)
 _PLAIN = TypeAdapter(dict[str, Any])
 Content = Literal["none", "redacted", "full"]
 T = TypeVar("T")
+
+
+class NamedPolicy(Protocol):
+    """What a record names of a policy: a resolved policy, or its reference in a job."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
 
 
 def excerpt(text: str, redacted: str, *, clean: bool, content: Content) -> str | None:
@@ -79,7 +88,7 @@ class Auditor:
         key: ApiKey | None,
         request_id: str | None,
         client: str | None,
-        policy: ResolvedPolicy | None = None,
+        policy: NamedPolicy | None = None,
         verdict: str | None = None,
         status: str | None = None,
         content: Mapping[str, str | None] | None = None,

@@ -1,152 +1,61 @@
-"""`POST /execute`, top to bottom: admission -> screen the code -> run -> screen the output ->
-one audit record -> the answer.
+"""`POST /execute`, top to bottom: admission and the code screened (`intake`) -> run, the output
+screened, one audit record (`carry`, on this node or on a worker) -> the answer.
 
 A `block` on the code runs nothing and answers `status: blocked`; a `redact` runs the code with
 its findings replaced. A `block` on the output withholds stdout and stderr; a `redact` returns
-them redacted; the raw `*_base64` bytes are dropped whenever screening changed anything. The
-answer goes out only once its record is committed; the store is checked before anything runs.
+them redacted. The answer goes out only once its record is committed; the store is checked
+before anything runs. On an API node (no sandboxes of its own) the job goes through the queue
+and this node relays the worker's answer: queued longer than the queue wait, it is cancelled
+(429, it never runs); still running at the bound of the wait, the answer is a 503 that names
+`GET /executions/{id}`, where its end shows.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
-from guards import Action, Stage
-from sandbox.base import ExecutionResult, ExecutionSpec
-from sandgate.audit.auditor import Auditor
-from sandgate.models import ExecuteRequest, ExecuteResponse, ExecutionStatus, PolicyRef
-from sandgate.pipeline.admission import admit_execution
+from sandgate.dispatch.base import Job
+from sandgate.errors import Busy, Unavailable, error_for
+from sandgate.models import ExecuteRequest, ExecuteResponse
+from sandgate.pipeline import carry, intake
 from sandgate.pipeline.caller import Caller
-from sandgate.pipeline.screening import Screened, screen_texts, strongest
+from sandgate.pipeline.queueing import queue_errors, retry_after
 from sandgate.services import Services
 
 __all__ = ["execute"]
 
+# Beyond the execution's own time limit: screening, audit and the hops of the queue.
+RELAY_MARGIN_S = 30.0
+
 
 async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> ExecuteResponse:
     """Run `body.code` under the caller's policy (or a stricter one it names)."""
-    resolved = services.policies.resolve(caller.key.name, caller.key.tenant, body.policy)
-    limits = admit_execution(body, resolved)
-    await services.auditor.ensure_writable()
-    execution_id = uuid.uuid4().hex
-    screening = resolved.policy.screening
-    tenant = caller.key.tenant
-
-    inputs = {"code": body.code} | {f"file:{name}": text for name, text in body.files.items()}
-    code = await screen_texts(
-        services.screener, inputs, Stage.CODE, screening, tenant=tenant, metrics=services.metrics
-    )
-    result: ExecutionResult | None = None
-    output: Screened | None = None
-    if code.verdict is Action.BLOCK:
-        services.metrics.executions.labels(ExecutionStatus.BLOCKED.value).inc()
+    job = await intake.take(services, caller, body)
+    if isinstance(job, ExecuteResponse):
+        return job  # blocked, and recorded
+    if services.executor is not None:
+        response = await carry.carry_out(services, job)
     else:
-        spec = ExecutionSpec(
-            execution_id=execution_id,
-            code=code.shown("code"),
-            language=body.language,
-            stdin=body.stdin,
-            files={name: code.shown(f"file:{name}") for name in body.files},
-            limits=limits,
-            egress=resolved.policy.network.egress_spec(),
-        )
-        result = await services.executor.run(spec, policy=resolved.name)
-        output = await screen_texts(
-            services.screener,
-            {"stdout": result.stdout, "stderr": result.stderr},
-            Stage.OUTPUT,
-            screening,
-            tenant=tenant,
-            metrics=services.metrics,
-        )
-
-    policy = PolicyRef(name=resolved.name, hash=resolved.hash)
-    response = _answer(execution_id, caller.request_id, policy, code, result, output)
-    keep = resolved.policy.audit.content
-    await caller.record(
-        services.auditor,
-        Auditor.event(
-            "execute",
-            key=caller.key,
-            request_id=caller.request_id,
-            client=caller.client,
-            policy=resolved,
-            verdict=strongest(*response.screening.values()).value,
-            status=response.status.value,
-            content=code.excerpts(keep) | (output.excerpts(keep) if output else {}),
-            details=_details(response, body, limits.model_dump()),
-        ),
-    )
+        response = await _relay(services, job)
+    caller.recorded()
     return response
 
 
-def _answer(
-    execution_id: str,
-    request_id: str,
-    policy: PolicyRef,
-    code: Screened,
-    result: ExecutionResult | None,
-    output: Screened | None,
-) -> ExecuteResponse:
-    """The answer, field by field: blocked (nothing ran), or the run with its output as
-    screening lets it go."""
-    if result is None or output is None:
-        return ExecuteResponse(
-            execution_id=execution_id,
-            request_id=request_id,
-            status=ExecutionStatus.BLOCKED,
-            exit_code=None,
-            stdout="",
-            stderr="",
-            stdout_truncated=False,
-            stderr_truncated=False,
-            wall_ms=0,
-            cpu_ms=0,
-            peak_memory_bytes=0,
-            detail=f"code blocked by screening: {code.stage.summary()}",
-            policy=policy,
-            screening={"code": code.stage},
+async def _relay(services: Services, job: Job) -> ExecuteResponse:
+    """Queue the job, wait for a worker's answer and hand it on (its record is the worker's)."""
+    settings = services.settings
+    with queue_errors(settings):
+        state = await services.dispatch.call(
+            job,
+            start_within=settings.queue_timeout_s,
+            finish_within=job.spec.limits.timeout_s + RELAY_MARGIN_S,
         )
-    withheld = output.verdict is Action.BLOCK
-    raw_ok = output.verdict is Action.ALLOW  # the raw bytes would carry what was replaced
-    return ExecuteResponse(
-        execution_id=execution_id,
-        request_id=request_id,
-        status=ExecutionStatus.of(result.status),
-        exit_code=result.exit_code,
-        stdout="" if withheld else output.shown("stdout"),
-        stderr="" if withheld else output.shown("stderr"),
-        stdout_truncated=result.stdout_truncated,
-        stderr_truncated=result.stderr_truncated,
-        stdout_base64=result.stdout_base64 if raw_ok else None,
-        stderr_base64=result.stderr_base64 if raw_ok else None,
-        wall_ms=result.wall_ms,
-        cpu_ms=result.cpu_ms,
-        peak_memory_bytes=result.peak_memory_bytes,
-        detail=result.detail,
-        output_withheld=withheld,
-        policy=policy,
-        egress=result.egress,
-        screening={"code": code.stage, "output": output.stage},
+    if state.response is not None:
+        return state.response
+    if state.error is not None:
+        error = error_for(state.error.type, state.error.message, state.error.status_code)
+        if isinstance(error, Busy):
+            error.headers = retry_after(settings)
+        raise error
+    raise Unavailable(
+        f"execution {job.execution_id} is still {state.status}; its answer will be at "
+        f"GET /executions/{job.execution_id}"
     )
-
-
-def _details(response: ExecuteResponse, body: ExecuteRequest, limits: Any) -> dict[str, Any]:
-    """What the record keeps beyond excerpts: outcome, resource use, findings, egress."""
-    return {
-        "execution_id": response.execution_id,
-        "language": body.language,
-        "exit_code": response.exit_code,
-        "detail": response.detail,
-        "wall_ms": response.wall_ms,
-        "cpu_ms": response.cpu_ms,
-        "peak_memory_bytes": response.peak_memory_bytes,
-        "stdout_truncated": response.stdout_truncated,
-        "stderr_truncated": response.stderr_truncated,
-        "output_withheld": response.output_withheld,
-        "limits": limits,
-        "files": sorted(body.files),
-        "screening": {stage: s.audited() for stage, s in response.screening.items()},
-        "egress": [a.model_dump() for a in response.egress],
-    }

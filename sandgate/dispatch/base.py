@@ -1,0 +1,167 @@
+"""Dispatch: how an execution the API node admitted reaches the sandbox that runs it.
+
+An API node screens the code and hands a `Job` to a `Dispatcher`; a worker takes it, runs it,
+screens the output, writes the audit record and stores the `ExecutionState` the API node
+relays (or the client polls, or a webhook receives). Two dispatchers implement this one
+interface: Redis Streams shared by many nodes (`streams.RedisDispatcher`) and an in-process
+queue for the single-process role `all` without Redis (`local.LocalDispatcher`).
+
+States: `queued` (waiting for a worker) -> `running` (a worker started it) -> `done` (it has an
+answer, whatever its execution status) or `failed` (it could not be carried out: no worker in
+time, a part down). A job is run at most once: only a `queued` job is ever started, and a
+`running` job whose worker died ends `done` with `sandbox_error` ("worker lost").
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from guards import ScreeningConfig
+from sandbox.base import ExecutionSpec
+from sandgate.keys import ApiKey
+from sandgate.models import ExecuteResponse, PolicyRef
+from sandgate.pipeline.screening import StageScreening
+
+__all__ = [
+    "Dispatcher",
+    "ExecutionState",
+    "Failure",
+    "Job",
+    "JobHandler",
+    "LostHandler",
+    "QueueFull",
+    "QueueStats",
+    "QueueUnavailable",
+    "WebhookState",
+    "WorkerInfo",
+]
+
+Status = Literal["queued", "running", "done", "failed"]
+
+
+class Job(BaseModel):
+    """An admitted execution whose code passed screening: all a worker needs to run it, screen
+    its output and audit it, whichever node admitted it."""
+
+    execution_id: str
+    request_id: str
+    client: str | None
+    key: ApiKey = Field(description="The caller's key record (never the secret).")
+    policy: PolicyRef
+    screening: ScreeningConfig = Field(description="The policy's screening, for the output.")
+    audit_content: Literal["none", "redacted", "full"]
+    spec: ExecutionSpec = Field(description="What runs: the code as screening let it through.")
+    code_screening: StageScreening
+    code_excerpts: dict[str, str | None] = Field(description="The record's excerpts of the code.")
+    webhook_url: str | None = None
+    queued_at: float = Field(default_factory=time.time)
+
+
+class Failure(BaseModel):
+    """Why an execution could not be carried out: the error answer it stands for."""
+
+    type: str
+    message: str
+    status_code: int
+
+
+class WebhookState(BaseModel):
+    """Where the answer's delivery stands."""
+
+    state: Literal["pending", "delivered", "dead"]
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class ExecutionState(BaseModel):
+    """`GET /executions/{id}`, and the body a webhook receives."""
+
+    execution_id: str
+    status: Status
+    response: ExecuteResponse | None = None
+    error: Failure | None = None
+    webhook: WebhookState | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    tenant: str = Field("", exclude=True, description="Whose it is; never sent.")
+
+    @property
+    def terminal(self) -> bool:
+        """Whether it has its answer (`done`) or never will (`failed`)."""
+        return self.status in ("done", "failed")
+
+
+class WorkerInfo(BaseModel):
+    """A live worker as its last heartbeat described it."""
+
+    name: str
+    pid: int
+    running: int = Field(description="Executions it runs now.")
+    capacity: int = Field(description="Executions it runs at once at most.")
+    heartbeat_age_s: float
+
+
+class QueueStats(BaseModel):
+    """What `/metrics` and `/ready` show of the queue."""
+
+    depth: int = Field(description="Executions waiting to start.")
+    oldest_wait_s: float = Field(description="How long the oldest of them has waited.")
+    workers: list[WorkerInfo]
+
+
+class QueueFull(Exception):
+    """The queue holds its cap of waiting executions (429)."""
+
+
+class QueueUnavailable(Exception):
+    """The queue's engine cannot be reached (503); nothing was queued."""
+
+
+Outcome = ExecuteResponse | Failure
+JobHandler = Callable[[Job], Awaitable[Outcome]]
+LostHandler = Callable[[Job, str], Awaitable[ExecuteResponse]]
+
+
+class Dispatcher(abc.ABC):
+    """Queues jobs, hands them to workers, keeps their states and dead letters."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def open(self, run: JobHandler | None, lost: LostHandler | None) -> None:
+        """Connect; with handlers, also take jobs as a worker (role `worker` or `all`)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop taking jobs and let running ones finish (within the caller's grace)."""
+
+    @abc.abstractmethod
+    async def submit(self, job: Job) -> ExecutionState:
+        """Queue `job`; QueueFull over the cap, QueueUnavailable when the engine is down."""
+
+    @abc.abstractmethod
+    async def call(self, job: Job, *, start_within: float, finish_within: float) -> ExecutionState:
+        """Queue `job` and wait for its state: `failed` (busy) if no worker started it within
+        `start_within` s (it then never runs), and as it stands after `finish_within` more."""
+
+    @abc.abstractmethod
+    async def settle(self, state: ExecutionState, webhook_url: str | None) -> None:
+        """Store a state the API node decided itself (code blocked) and deliver its webhook."""
+
+    @abc.abstractmethod
+    async def get(self, execution_id: str) -> ExecutionState | None:
+        """The execution's state, None if unknown or expired."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, tenant: str | None, limit: int) -> list[ExecutionState]:
+        """Executions whose webhook could not be delivered, newest first (all tenants: None)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> QueueStats:
+        """Depth, oldest wait and live workers; QueueUnavailable when the engine is down."""

@@ -1,0 +1,234 @@
+"""A worker's side of a Redis stream: read entries through a consumer group, heartbeat, and take
+over the entries of consumers that died.
+
+Each process is one consumer, named `<node>:<pid>:<random>` so a restarted worker never owns
+its previous life's entries. It reads one entry per free slot (`XREADGROUP ... COUNT 1 BLOCK`),
+so a busy worker takes nothing it cannot start now and a dead one holds at most what it was
+running. Every `beat` seconds it refreshes its heartbeat (a key that expires after
+`dead_after`) and looks at the group's other consumers: the pending entries of one without a
+heartbeat are claimed (`XCLAIM`, with a minimum idle time so two claimers cannot both win) and
+handled as `lost_from` that consumer; a dead consumer left with nothing pending is deleted.
+Entries are acknowledged and deleted only once their handler returns; a handler retries its
+own Redis writes, so only a dead process leaves an entry pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from sandgate.dispatch import _scripts as keys
+
+__all__ = ["Heartbeat", "StreamWorker", "consumer_name", "live_consumers"]
+
+log = structlog.get_logger(__name__)
+
+Handle = Callable[[str, str | None], Awaitable[None]]  # (execution id, lost_from)
+BLOCK_MS = 2000
+CLAIM_BATCH = 16
+
+
+def consumer_name(node: str | None) -> str:
+    """This process's consumer name: node, pid and a random suffix."""
+    return f"{node or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Heartbeat:
+    """A consumer's heartbeat and the view of every live consumer."""
+
+    def __init__(self, redis: Redis, consumer: str, dead_after_s: float) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.dead_after_ms = int(dead_after_s * 1000)
+
+    async def beat(self, running: int, capacity: int) -> None:
+        """Say this consumer is alive, with its load."""
+        node, pid, _ = self.consumer.split(":")
+        info = json.dumps({"name": node, "pid": int(pid), "running": running, "capacity": capacity})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.worker_key(self.consumer), info, px=self.dead_after_ms)
+            pipe.sadd(keys.WORKERS, self.consumer)
+            await pipe.execute()
+
+    async def stop(self) -> None:
+        """Drop the heartbeat at a clean exit (what is still pending is then taken over)."""
+        with contextlib.suppress(RedisError):
+            await self.redis.delete(keys.worker_key(self.consumer))
+
+    async def alive(self, consumer: str) -> bool:
+        """Whether `consumer`'s heartbeat is current."""
+        return bool(await self.redis.exists(keys.worker_key(consumer)))
+
+
+async def live_consumers(redis: Redis, dead_after_ms: int) -> list[tuple[dict[str, Any], float]]:
+    """Each live consumer's heartbeat and its age in seconds; forgets the dead ones."""
+    members = sorted(str(m) for m in await redis.smembers(keys.WORKERS))
+    async with redis.pipeline(transaction=False) as pipe:
+        for consumer in members:
+            pipe.get(keys.worker_key(consumer))
+            pipe.pttl(keys.worker_key(consumer))
+        found = await pipe.execute()
+    live, dead = [], []
+    for i, consumer in enumerate(members):
+        info, ttl = found[2 * i], found[2 * i + 1]
+        if info is None or ttl < 0:
+            dead.append(consumer)
+            continue
+        live.append((json.loads(info), max(0.0, (dead_after_ms - ttl) / 1000)))
+    if dead:
+        await redis.srem(keys.WORKERS, *dead)
+    return live
+
+
+def _entries(reply: Any) -> list[tuple[str, str | None]]:
+    """(entry id, execution id) of each entry in a stream reply (a deleted one has no fields)."""
+    return [(str(entry_id), (fields or {}).get("id")) for entry_id, fields in reply or ()]
+
+
+class StreamWorker:
+    """`capacity` readers of one stream's group, plus the take-over of dead consumers' entries."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        group: str,
+        heartbeat: Heartbeat,
+        capacity: int,
+        handle: Handle,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.heartbeat = heartbeat
+        self.consumer = heartbeat.consumer
+        self.capacity = capacity
+        self.handle = handle
+        self.running = 0
+        self._slots = asyncio.Semaphore(capacity)
+        self._idle: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the readers."""
+        self._tasks = [asyncio.create_task(self._read()) for _ in range(self.capacity)]
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop reading; let handlers running now finish within `grace_s`."""
+        self._stopping = True
+        for task in self._idle:
+            task.cancel()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def ensure_group(self) -> None:
+        """Create the group (from the stream's start) if Redis does not have it."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _read(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        pause = 0.05
+        while not self._stopping:
+            async with self._slots:
+                self._idle.add(task)
+                try:
+                    got = await self.redis.xreadgroup(
+                        self.group, self.consumer, {self.stream: ">"}, count=1, block=BLOCK_MS
+                    )
+                    pause = 0.05
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    await self._retry_later(self.ensure_group, pause)
+                    continue
+                except (RedisError, OSError) as exc:
+                    log.warning("queue.read_failed", stream=self.stream, error=type(exc).__name__)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                finally:
+                    self._idle.discard(task)
+                for _stream, entries in cast(Any, got) or ():
+                    for entry_id, execution_id in _entries(entries):
+                        await self._handle(entry_id, execution_id, None)
+
+    async def _retry_later(self, action: Callable[[], Awaitable[None]], pause: float) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await action()
+        await asyncio.sleep(pause)
+
+    async def _handle(self, entry_id: str, execution_id: str | None, lost_from: str | None) -> None:
+        self.running += 1
+        try:
+            if execution_id:
+                await self.handle(execution_id, lost_from)
+        finally:
+            self.running -= 1
+        await self._ack(entry_id)
+
+    async def _ack(self, entry_id: str) -> None:
+        pause = 0.05
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.xack(self.stream, self.group, entry_id)
+                    pipe.xdel(self.stream, entry_id)
+                    await pipe.execute()
+                return
+            except (RedisError, OSError):
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    async def take_over(self) -> None:
+        """Claim and handle the pending entries of consumers whose heartbeat is gone."""
+        try:
+            consumers = await self.redis.xinfo_consumers(self.stream, self.group)
+        except ResponseError:
+            return  # no group yet
+        for info in consumers:
+            name = info["name"]
+            if name == self.consumer or await self.heartbeat.alive(name):
+                continue
+            if not info["pending"]:
+                await self.redis.xgroup_delconsumer(self.stream, self.group, name)
+                continue
+            pending = await self.redis.xpending_range(
+                self.stream, self.group, "-", "+", CLAIM_BATCH, consumername=name
+            )
+            ids: list[str | bytes | int | memoryview[int]] = [p["message_id"] for p in pending]
+            claimed = await self.redis.xclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self.heartbeat.dead_after_ms // 2,
+                ids,
+            )
+            for entry_id, execution_id in _entries(claimed):
+                log.warning("queue.taken_over", stream=self.stream, entry=entry_id, dead=name)
+                await self._slots.acquire()
+                self._tasks.append(asyncio.create_task(self._taken(entry_id, execution_id, name)))
+
+    async def _taken(self, entry_id: str, execution_id: str | None, lost_from: str) -> None:
+        try:
+            await self._handle(entry_id, execution_id, lost_from)
+        finally:
+            self._slots.release()
