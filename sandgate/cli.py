@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 import click
 import docker
 from docker.errors import DockerException
+from pydantic import ValidationError
 
 from sandbox.image import ImageError, ImageStore
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.cli import audit
 from sandgate.audit.dsn import default_dsn, open_store
+from sandgate.cluster.cli import cluster
 from sandgate.keys import ApiKey, KeyStore, Scope
 from sandgate.metrics import share_metrics
 from sandgate.policy.cli import policy
@@ -31,17 +34,29 @@ def main() -> None:
 
 main.add_command(policy)
 main.add_command(audit)
+main.add_command(cluster)
 
 
 @main.command()
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api", "worker"]),
+    help="all: one process does everything (default: SANDGATE_ROLE or all); api: admission, "
+    "screening and relay, no sandboxes; worker: runs what the queue (SANDGATE_REDIS_URL) hands it.",
+)
 @click.option("--host", help="Bind address (default: SANDGATE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: SANDGATE_PORT or 8000).")
 @click.option("--workers", type=int, help="uvicorn workers (default: SANDGATE_WORKERS or 1).")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+def serve(role: str | None, host: str | None, port: int | None, workers: int | None) -> None:
     """Start the HTTP service."""
     import uvicorn
 
-    settings = Settings()
+    if role:
+        os.environ["SANDGATE_ROLE"] = role  # the app factory reads its settings itself
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
     workers = workers or settings.workers
     if workers > 1:
         share_metrics(settings.state_dir / "metrics")

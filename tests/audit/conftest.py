@@ -18,7 +18,7 @@ import pytest
 
 from sandgate.audit import AuditStore, open_store
 from tests.audit.helpers import HMAC_KEY, RawDb
-from tests.audit.pgserver import PgMissing, PgServer
+from sandgate.cluster.pgserver import PgMissing, PgServer
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -11,7 +11,7 @@ import pytest
 
 from sandgate.audit import AuditStore, AuditUnavailable, open_store
 from tests.audit.helpers import HMAC_KEY, event
-from tests.audit.pgserver import PgServer
+from sandgate.cluster.pgserver import PgServer
 
 
 def _all_calls_fail(store: AuditStore) -> None:
