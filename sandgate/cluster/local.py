@@ -86,6 +86,7 @@ class LocalCluster:
         self.images = images
         self.redis = RedisServer(self.state_dir / "redis")
         self.postgres = PgServer(database="sandgate", root=self.state_dir / "postgres")
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}  # the nodes this object started
 
     @property
     def manifest_path(self) -> Path:
@@ -171,18 +172,34 @@ class LocalCluster:
                 start_new_session=True,
             )
         node.pid = process.pid
+        self.processes[process.pid] = process
         for recorded in manifest.nodes:
             if recorded.name == node.name:
                 recorded.pid = process.pid
         self.manifest_path.write_text(manifest.model_dump_json(indent=2))
         return process.pid
 
+    def alive(self, pid: int) -> bool:
+        """Whether a node's process runs."""
+        process = self.processes.get(pid)
+        return process.poll() is None if process is not None else _alive(pid)
+
+    def wait(self, pid: int, timeout: float = 60) -> None:
+        """Wait for a node's process to end (reaping it when it is this object's child)."""
+        process = self.processes.pop(pid, None)
+        if process is not None:
+            process.wait(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def _wait_ready(self, manifest: Manifest, workers: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         waiting = list(manifest.nodes)
         while waiting:
             node = waiting[0]
-            if node.pid is not None and not _alive(node.pid):
+            if node.pid is not None and not self.alive(node.pid):
                 raise ClusterError(f"{node.name} exited:\n{_tail(node.log_path)}")
             if _ready(node, workers):
                 waiting.pop(0)
@@ -196,7 +213,7 @@ class LocalCluster:
     def down(self, grace_s: float = 40) -> None:
         """Stop every node (SIGTERM, then SIGKILL after `grace_s`), then Redis and PostgreSQL."""
         if self.manifest_path.exists():
-            nodes = [n for n in self.manifest().nodes if n.pid and _alive(n.pid)]
+            nodes = [n for n in self.manifest().nodes if n.pid and self.alive(n.pid)]
             for node in nodes:
                 assert node.pid is not None
                 with contextlib.suppress(ProcessLookupError):
@@ -204,10 +221,11 @@ class LocalCluster:
             deadline = time.monotonic() + grace_s
             for node in nodes:
                 assert node.pid is not None
-                while _alive(node.pid) and time.monotonic() < deadline:
+                while self.alive(node.pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                if _alive(node.pid):
+                if self.alive(node.pid):
                     os.kill(node.pid, signal.SIGKILL)
+                    self.wait(node.pid)
         self.redis.stop()
         if self.postgres.running():
             self.postgres.stop()

@@ -49,6 +49,7 @@ class RedisServer:
         port_file = root / "port"
         self.port = int(port_file.read_text()) if port_file.exists() else _free_port()
         port_file.write_text(str(self.port))
+        self.process: subprocess.Popen[bytes] | None = None  # when started by this process
 
     @property
     def url(self) -> str:
@@ -83,7 +84,7 @@ class RedisServer:
                 ]
             )
         )
-        subprocess.Popen(
+        self.process = subprocess.Popen(
             [self.binary, str(config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -115,8 +116,15 @@ class RedisServer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while self._runs(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if self._runs(pid):
             os.kill(pid, signal.SIGKILL)
+        if self.process is not None and self.process.pid == pid:
+            self.process.wait()
         (self.root / "redis.pid").unlink(missing_ok=True)
+
+    def _runs(self, pid: int) -> bool:
+        if self.process is not None and self.process.pid == pid:
+            return self.process.poll() is None
+        return _alive(pid)

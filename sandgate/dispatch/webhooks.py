@@ -115,8 +115,9 @@ class Webhooks:
         try:
             async for attempt in retrying:
                 with attempt:
+                    target = await self._target(url)
                     attempts += 1
-                    await self._post(url, body, headers)
+                    await self._post(target, body, headers)
         except (_Refused, _Failed) as exc:
             log.warning(
                 "webhook.dead", execution_id=state.execution_id, attempts=attempts, error=str(exc)
@@ -125,8 +126,7 @@ class Webhooks:
         log.info("webhook.delivered", execution_id=state.execution_id, attempts=attempts)
         return WebhookState(state="delivered", attempts=attempts)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        target = await self._target(url)
+    async def _post(self, target: _Target, body: bytes, headers: dict[str, str]) -> None:
         try:
             answer = await self._client.post(
                 target.url,

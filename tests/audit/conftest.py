@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from sandgate.audit import AuditStore, open_store
-from tests.audit.helpers import HMAC_KEY, RawDb
 from sandgate.cluster.pgserver import PgMissing, PgServer
+from tests.audit.helpers import HMAC_KEY, RawDb
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -1,0 +1,251 @@
+"""The Redis dispatcher's rules on a real redis-server, with scripted handlers in place of the
+sandbox (the same rules with real gVisor and real process deaths: `tests/cluster`).
+
+A job starts only from `queued`; a consumer that died before starting its job leaves it to
+another; one that died while running it leaves a `worker lost` ending, never a second run;
+Redis going away refuses new work and the rest carries on once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis
+
+from sandgate.cluster.redisserver import RedisServer
+from sandgate.dispatch.base import ExecutionState, Failure, Job, QueueFull, QueueUnavailable
+from sandgate.dispatch.streams import RedisDispatcher
+from sandgate.metrics import Metrics
+from sandgate.models import ExecuteResponse
+from sandgate.pipeline import answer
+from tests.dispatch.conftest import make_job
+
+DEAD_AFTER = 1.0
+
+
+def dispatcher(server: RedisServer, node: str, **options: Any) -> RedisDispatcher:
+    """A dispatcher on `server` (worker side once opened with handlers)."""
+    settings: dict[str, Any] = {
+        "node": node,
+        "capacity": 2,
+        "max_depth": 100,
+        "ttl_s": 600,
+        "dead_after_s": DEAD_AFTER,
+        "webhooks": None,
+        "grace_s": 5,
+    }
+    return RedisDispatcher(server.url, metrics=Metrics(), **(settings | options))
+
+
+class Script:
+    """Handlers that record what they were asked to do; `hold` keeps runs from finishing."""
+
+    def __init__(self, hold: asyncio.Event | None = None) -> None:
+        self.hold = hold
+        self.ran: list[str] = []
+        self.lost: list[tuple[str, str]] = []
+
+    async def run(self, job: Job) -> ExecuteResponse | Failure:
+        self.ran.append(job.execution_id)
+        if self.hold is not None:
+            await self.hold.wait()
+        return answer.blocked(job)  # any well-formed answer will do
+
+    async def lose(self, job: Job, worker: str) -> ExecuteResponse:
+        self.lost.append((job.execution_id, worker))
+        return answer.lost(job, worker)
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10) -> Any:
+    """Poll `check` until it returns something true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := await check()):
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
+    return value
+
+
+def crash(worker: RedisDispatcher) -> None:
+    """Stop a worker as a kill would: no acknowledgement, no goodbye, the heartbeat lapses."""
+    assert worker._maintenance is not None
+    worker._maintenance.cancel()
+    for stream in worker._workers:
+        for task in stream._tasks:
+            task.cancel()
+
+
+def test_when_a_worker_answers_then_the_caller_gets_it_and_it_ran_once(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        api, worker, script = (
+            dispatcher(redis_server, "api"),
+            dispatcher(redis_server, "w"),
+            Script(),
+        )
+        await api.open(None, None)
+        await worker.open(script.run, script.lose)
+        job = make_job()
+        state = await api.call(job, start_within=5, finish_within=5)
+        assert state.status == "done" and state.response is not None
+        assert state.response.execution_id == job.execution_id
+        assert script.ran == [job.execution_id] and script.lost == []
+        stats = await api.stats()
+        assert stats.depth == 0 and [w.name for w in stats.workers] == ["w"]
+        await worker.close()
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_when_no_worker_starts_it_in_time_then_it_fails_busy_and_never_runs(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        api = dispatcher(redis_server, "api")
+        await api.open(None, None)
+        job = make_job()
+        state = await api.call(job, start_within=0.3, finish_within=5)
+        assert state.status == "failed" and state.error is not None
+        assert (state.error.type, state.error.status_code) == ("busy", 429)
+        script = Script()
+        worker = dispatcher(redis_server, "late")
+        await worker.open(script.run, script.lose)
+        await asyncio.sleep(1.5)  # the worker reads the entry, finds it failed, skips it
+        assert script.ran == []
+        late = await api.get(job.execution_id)
+        assert late is not None and late.status == "failed"
+        assert (await api.stats()).depth == 0
+        await worker.close()
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_when_the_queue_is_at_its_cap_then_submit_is_refused(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        api = dispatcher(redis_server, "api", max_depth=2)
+        await api.open(None, None)
+        await api.submit(make_job())
+        await api.submit(make_job())
+        with pytest.raises(QueueFull):
+            await api.submit(make_job())
+        assert (await api.stats()).depth == 2
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_when_a_consumer_dies_before_starting_its_job_then_another_worker_runs_it(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        api = dispatcher(redis_server, "api")
+        await api.open(None, None)
+        job = make_job()
+        await api.submit(job)
+        # A consumer takes the entry into its pending list and dies before it starts the job.
+        raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        raw.xgroup_create("sandgate:jobs", "workers", id="0", mkstream=True)
+        got = raw.xreadgroup("workers", "ghost:1:dead", {"sandgate:jobs": ">"}, count=1)
+        assert got and got[0][1][0][1]["id"] == job.execution_id
+        script = Script()
+        worker = dispatcher(redis_server, "heir")
+        await worker.open(script.run, script.lose)
+        state: ExecutionState = await until(lambda: _ended(api, job))
+        assert state.status == "done"
+        assert script.ran == [job.execution_id] and script.lost == []
+        pending = raw.xpending("sandgate:jobs", "workers")
+        assert pending["pending"] == 0
+        raw.close()
+        await worker.close()
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_when_a_worker_dies_while_running_then_the_job_ends_lost_and_is_not_run_again(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        api = dispatcher(redis_server, "api")
+        await api.open(None, None)
+        first = Script(hold=asyncio.Event())  # never finishes: it dies first
+        doomed = dispatcher(redis_server, "doomed")
+        await doomed.open(first.run, first.lose)
+        job = make_job()
+        await api.submit(job)
+        await until(lambda: _status(api, job, "running"))
+        crash(doomed)
+        second = Script()
+        heir = dispatcher(redis_server, "heir")
+        await heir.open(second.run, second.lose)
+        state: ExecutionState = await until(lambda: _ended(api, job))
+        assert state.status == "done" and state.response is not None
+        assert state.response.status.value == "sandbox_error"
+        assert "worker lost: doomed" in (state.response.detail or "")
+        assert first.ran == [job.execution_id]
+        assert second.ran == [] and second.lost == [(job.execution_id, "doomed")]
+        await heir.close()
+        await api.close()
+        await doomed.redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_when_redis_is_down_then_new_work_is_refused_and_accepted_again_once_it_is_back(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        api = dispatcher(redis_server, "api")
+        await api.open(None, None)
+        redis_server.stop()
+        with pytest.raises(QueueUnavailable):
+            await api.submit(make_job())
+        with pytest.raises(QueueUnavailable):
+            await api.stats()
+        redis_server.start()
+        state = await api.submit(make_job())
+        assert state.status == "queued"
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_when_redis_restarts_while_a_job_runs_then_its_caller_still_gets_the_answer(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        api = dispatcher(redis_server, "api")
+        await api.open(None, None)
+        hold = asyncio.Event()
+        script = Script(hold=hold)
+        worker = dispatcher(redis_server, "w")
+        await worker.open(script.run, script.lose)
+        job = make_job()
+        waiting = asyncio.create_task(api.call(job, start_within=5, finish_within=30))
+        await until(lambda: _status(api, job, "running"))
+        await asyncio.to_thread(redis_server.stop)  # SIGTERM: the append-only file is written
+        hold.set()  # the run ends while Redis is away: its worker keeps the answer and retries
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(redis_server.start)
+        state = await asyncio.wait_for(waiting, 30)
+        assert state.status == "done" and state.response is not None
+        assert script.ran == [job.execution_id] and script.lost == []
+        await worker.close()
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+async def _status(api: RedisDispatcher, job: Job, status: str) -> bool:
+    state = await api.get(job.execution_id)
+    return state is not None and state.status == status
+
+
+async def _ended(api: RedisDispatcher, job: Job) -> ExecutionState | None:
+    state = await api.get(job.execution_id)
+    return state if state is not None and state.terminal else None
