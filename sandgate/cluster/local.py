@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,12 @@ def _free_port(address: str) -> int:
 class LocalCluster:
     """The deployment under one state directory."""
 
-    def __init__(self, state_dir: Path, images: Path | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, images: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.images = images
+        self.env = dict(env or {})
         self.redis = RedisServer(self.state_dir / "redis")
         self.postgres = PgServer(database="sandgate", root=self.state_dir / "postgres")
         self.processes: dict[int, subprocess.Popen[bytes]] = {}  # the nodes this object started
@@ -138,10 +142,11 @@ class LocalCluster:
         }
 
     def node_env(self, node: Node, manifest: Manifest) -> dict[str, str]:
-        """The environment a node runs with: the caller's, plus the cluster's settings."""
+        """The environment a node runs with: the caller's (and `env`), plus the cluster's."""
         inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         return (
             inherited
+            | self.env
             | self._secrets()
             | {
                 "SANDGATE_ROLE": node.role,
