@@ -61,7 +61,9 @@ def dead_key(tenant: str) -> str:
 
 
 # KEYS: queued, exec, jobs. ARGV: cap, id, now, job, tenant, ttl, webhook_url.
+# An id already there is a retry whose first reply was lost: queued once, never again.
 SUBMIT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'tenant', ARGV[5], 'job', ARGV[4],
            'queued_at', ARGV[3], 'webhook_url', ARGV[7])
@@ -72,8 +74,14 @@ return 1
 """
 
 # KEYS: exec, queued. ARGV: id, consumer, now, lost_from ('' when freshly delivered).
+# Already `running` for this consumer: a retry whose first reply was lost (a consumer gets an
+# entry freshly once, and claims it from a given dead consumer once).
 START = """
 local f = redis.call('HMGET', KEYS[1], 'status', 'worker', 'job', 'queued_at')
+if f[1] == 'running' and f[2] == ARGV[2] then
+  if ARGV[4] == '' then return {'run', f[3], f[4]} end
+  return {'lost', f[3], f[4]}
+end
 if f[1] == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at', ARGV[3])
   redis.call('ZREM', KEYS[2], ARGV[1])

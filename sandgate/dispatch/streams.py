@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
@@ -111,8 +113,14 @@ class RedisDispatcher(Dispatcher):
         metrics: Metrics,
         grace_s: float,
     ) -> None:
+        # redis-py's own retry rides out a blip of a few hundred ms; longer is a 503. Every
+        # script is idempotent, so a retry after a reply that was lost changes nothing.
         self.redis = Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+            url,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         )
         self.consumer = consumer_name(node)
         self.capacity = capacity
