@@ -76,7 +76,9 @@ async def records(
     services: ServicesDep,
     where: Where,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    before_seq: Annotated[int | None, Query(ge=1, description="Page before this seq.")] = None,
+    before_seq: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Page before this seq.")
+    ] = None,
 ) -> dict[str, Any]:
     """One page; pass the last record's `seq` as `before_seq` for the next."""
     page = await services.auditor.page(where, limit=limit, before_seq=before_seq)

@@ -156,8 +156,8 @@ class RecordFilter(BaseModel):
     tenant: str | None = Field(None, max_length=256)
     action: str | None = Field(None, max_length=64)
     verdict: str | None = Field(None, max_length=64)
-    min_seq: int | None = Field(None, ge=1, description="Records with seq >= this.")
-    max_seq: int | None = Field(None, ge=0, description="Records with seq <= this.")
+    min_seq: int | None = Field(None, ge=1, le=2**63 - 1, description="Records with seq >= this.")
+    max_seq: int | None = Field(None, ge=0, le=2**63 - 1, description="Records with seq <= this.")
 
     @field_validator("since", "until")
     @classmethod
