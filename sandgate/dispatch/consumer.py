@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from sandgate.dispatch import _scripts as keys
+from sandgate.dispatch._retry import until_redis_answers
 
 __all__ = ["Heartbeat", "StreamWorker", "consumer_name", "live_consumers"]
 
@@ -44,7 +45,7 @@ def consumer_name(node: str | None) -> str:
 
 
 class Heartbeat:
-    """A consumer's heartbeat and the view of every live consumer."""
+    """A consumer's heartbeat, and whether another consumer's is current."""
 
     def __init__(self, redis: Redis, consumer: str, dead_after_s: float) -> None:
         self.redis = redis
@@ -146,35 +147,28 @@ class StreamWorker:
     async def _read(self) -> None:
         task = asyncio.current_task()
         assert task is not None
-        pause = 0.05
         while not self._stopping:
             async with self._slots:
                 self._idle.add(task)
                 try:
-                    got = await self.redis.xreadgroup(
-                        self.group, self.consumer, {self.stream: ">"}, count=1, block=BLOCK_MS
-                    )
-                    pause = 0.05
-                except ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    await self._retry_later(self.ensure_group, pause)
-                    continue
-                except (RedisError, OSError) as exc:
-                    log.warning("queue.read_failed", stream=self.stream, error=type(exc).__name__)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 2.0)
-                    continue
+                    got = await until_redis_answers(self._read_one)
                 finally:
                     self._idle.discard(task)
                 for _stream, entries in cast(Any, got) or ():
                     for entry_id, execution_id in _entries(entries):
                         await self._handle(entry_id, execution_id, None)
 
-    async def _retry_later(self, action: Callable[[], Awaitable[None]], pause: float) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await action()
-        await asyncio.sleep(pause)
+    async def _read_one(self) -> Any:
+        """One entry for this consumer, or None after the block; creates a missing group."""
+        try:
+            return await self.redis.xreadgroup(
+                self.group, self.consumer, {self.stream: ">"}, count=1, block=BLOCK_MS
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()  # Redis lost it (no persistence): read again next turn
+            return None
 
     async def _handle(self, entry_id: str, execution_id: str | None, lost_from: str | None) -> None:
         self.running += 1
@@ -186,17 +180,13 @@ class StreamWorker:
         await self._ack(entry_id)
 
     async def _ack(self, entry_id: str) -> None:
-        pause = 0.05
-        while True:
-            try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.xack(self.stream, self.group, entry_id)
-                    pipe.xdel(self.stream, entry_id)
-                    await pipe.execute()
-                return
-            except (RedisError, OSError):
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
+        async def ack() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, self.group, entry_id)
+                pipe.xdel(self.stream, entry_id)
+                await pipe.execute()
+
+        await until_redis_answers(ack)
 
     async def take_over(self) -> None:
         """Claim and handle the pending entries of consumers whose heartbeat is gone."""

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from sandgate.dispatch import _scripts as keys
+from sandgate.dispatch._retry import REDIS_DOWN, until_redis_answers
 from sandgate.dispatch.base import (
     Dispatcher,
     ExecutionState,
@@ -48,8 +47,6 @@ from sandgate.models import ExecuteResponse
 __all__ = ["RedisDispatcher", "state_of"]
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-_DOWN = (RedisError, OSError)
 BUSY = Failure(type="busy", message="no worker started the execution in time", status_code=429)
 DELIVERERS = 4
 
@@ -80,19 +77,8 @@ def _engine() -> Iterator[None]:
     """Redis being away, as the dispatcher's QueueUnavailable (503: nothing was done)."""
     try:
         yield
-    except _DOWN as exc:
+    except REDIS_DOWN as exc:
         raise QueueUnavailable(f"the queue (Redis) is unavailable: {type(exc).__name__}") from None
-
-
-async def _until_done(write: Callable[[], Awaitable[T]]) -> T:
-    """`write`, retried while Redis is away (a worker must not drop what it ran)."""
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(_DOWN), wait=wait_exponential(multiplier=0.05, max=2)
-    )
-    async for attempt in retrying:
-        with attempt:
-            return await write()
-    raise AssertionError("unreachable: retried forever")
 
 
 class RedisDispatcher(Dispatcher):
@@ -175,8 +161,10 @@ class RedisDispatcher(Dispatcher):
                 await self._heartbeat.beat(self._workers[0].running, self.capacity)
                 for worker in self._workers:
                     await worker.take_over()
-            except _DOWN as exc:
+            except REDIS_DOWN as exc:
                 log.warning("queue.heartbeat_failed", error=type(exc).__name__)
+            except Exception as exc:  # a stopped heartbeat would get this node declared dead
+                log.error("queue.maintenance_failed", exc_info=exc)
             await asyncio.sleep(period)
 
     # The API node's side.
@@ -228,7 +216,7 @@ class RedisDispatcher(Dispatcher):
             wake = keys.done_key(execution_id)
             await self.redis.blpop([wake], timeout=min(2.0, max(0.01, timeout)))
             return await self.get(execution_id)
-        except (*_DOWN, QueueUnavailable):
+        except (*REDIS_DOWN, QueueUnavailable):
             await asyncio.sleep(min(0.5, max(0.0, timeout)))
             return None
 
@@ -240,7 +228,7 @@ class RedisDispatcher(Dispatcher):
                     args=[job.execution_id, BUSY.model_dump_json(), time.time()],
                 )
             )
-        except _DOWN:
+        except REDIS_DOWN:
             return False
 
     async def settle(self, state: ExecutionState, webhook_url: str | None) -> None:
@@ -293,7 +281,7 @@ class RedisDispatcher(Dispatcher):
     # The worker's side.
 
     async def _on_job(self, execution_id: str, lost_from: str | None) -> None:
-        started = await _until_done(
+        started = await until_redis_answers(
             lambda: self._start(
                 keys=[keys.exec_key(execution_id), keys.QUEUED],
                 args=[execution_id, self.consumer, time.time(), lost_from or ""],
@@ -312,7 +300,7 @@ class RedisDispatcher(Dispatcher):
         answered = isinstance(outcome, ExecuteResponse)
         field, status = ("response", "done") if answered else ("error", "failed")
         payload = outcome.model_dump_json()
-        finished = await _until_done(
+        finished = await until_redis_answers(
             lambda: self._finish(
                 keys=[keys.exec_key(execution_id), keys.done_key(execution_id), keys.DELIVERIES],
                 args=[self.consumer, status, field, payload, time.time(), self.ttl_s, execution_id],
@@ -322,7 +310,7 @@ class RedisDispatcher(Dispatcher):
             log.warning("execution.superseded", execution_id=execution_id)
 
     async def _on_hook(self, execution_id: str, lost_from: str | None) -> None:
-        state = await _until_done(lambda: self.redis.hgetall(keys.exec_key(execution_id)))
+        state = await until_redis_answers(lambda: self.redis.hgetall(keys.exec_key(execution_id)))
         url = str(state.get("webhook_url") or "")
         current = state_of(execution_id, state)
         if current is None or not url or self.webhooks is None:
@@ -342,4 +330,4 @@ class RedisDispatcher(Dispatcher):
                         pipe.zremrangebyscore(key, 0, now - self.ttl_s)
                 await pipe.execute()
 
-        await _until_done(store)
+        await until_redis_answers(store)

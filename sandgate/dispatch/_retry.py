@@ -1,0 +1,38 @@
+"""Waiting out Redis: a worker's writes are retried (tenacity, exponential backoff up to 2 s)
+until Redis answers, since dropping them would lose what ran."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+__all__ = ["REDIS_DOWN", "until_redis_answers"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+# Redis away (refused, reset, timed out, still loading its data), not a command it refused.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _waiting(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("redis.unavailable", attempt=state.attempt_number, error=type(error).__name__)
+
+
+async def until_redis_answers(write: Callable[[], Awaitable[T]]) -> T:
+    """`write`, retried while Redis is away; only cancellation stops it."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(REDIS_DOWN),
+        wait=wait_exponential(multiplier=0.05, max=2),
+        before_sleep=_waiting,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await write()
+    raise AssertionError("unreachable: retried until it answered")
