@@ -26,6 +26,10 @@ def _waiting(state: RetryCallState) -> None:
 
 async def until_redis_answers(write: Callable[[], Awaitable[T]]) -> T:
     """`write`, retried while Redis is away; only cancellation stops it."""
+    try:
+        return await write()  # the usual case, without building a retrier each time
+    except REDIS_DOWN as exc:
+        log.warning("redis.unavailable", attempt=1, error=type(exc).__name__)
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(REDIS_DOWN),
         wait=wait_exponential(multiplier=0.05, max=2),

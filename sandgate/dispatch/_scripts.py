@@ -4,7 +4,8 @@
     sandgate:deliveries      stream, group `deliverers`: one entry per webhook to deliver
     sandgate:queued          sorted set: ids of jobs not yet started, by time queued
     sandgate:exec:<id>       hash: status, tenant, job, worker, times, response | error, webhook
-    sandgate:done:<id>       list: one item pushed when the execution ends (the waiter's wake-up)
+    sandgate:done:<id>       list: `<status> <field> <payload>` pushed when the execution ends
+                             (the waiter's wake-up, carrying the answer: no read after it)
     sandgate:worker:<c>      a live consumer's heartbeat (JSON), expiring after `dead_after`
     sandgate:workers         set of consumers that have beaten (pruned of dead ones)
     sandgate:dead[:<tenant>] sorted sets: executions whose webhook was dead-lettered, by time
@@ -104,7 +105,7 @@ if f[3] and f[3] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'id', ARGV[7])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('RPUSH', KEYS[2], '1')
+redis.call('RPUSH', KEYS[2], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 return 1
 """

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
@@ -211,11 +211,15 @@ class RedisDispatcher(Dispatcher):
                 return state
 
     async def _wait(self, execution_id: str, timeout: float) -> ExecutionState | None:
-        """The state after its wake-up or `timeout`; None while Redis is away."""
+        """The state after its wake-up (which carries the answer) or `timeout`; None while
+        Redis is away."""
         try:
             wake = keys.done_key(execution_id)
-            await self.redis.blpop([wake], timeout=min(2.0, max(0.01, timeout)))
-            return await self.get(execution_id)
+            woken = await self.redis.blpop([wake], timeout=min(2.0, max(0.01, timeout)))
+            if woken is None:
+                return await self.get(execution_id)
+            status, field, payload = cast(Any, woken)[1].split(" ", 2)
+            return state_of(execution_id, {"status": status, field: payload})
         except (*REDIS_DOWN, QueueUnavailable):
             await asyncio.sleep(min(0.5, max(0.0, timeout)))
             return None

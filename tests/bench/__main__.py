@@ -13,6 +13,7 @@ BENCHES = [
     "bench_guards",
     "bench_egress",
     "bench_audit",
+    "bench_scaleout",
 ]
 
 
