@@ -125,6 +125,7 @@ class RedisDispatcher(Dispatcher):
         self._heartbeat = Heartbeat(self.redis, self.consumer, dead_after_s)
         self._run: JobHandler | None = None
         self._lost: LostHandler | None = None
+        self._closing = False
 
     async def open(self, run: JobHandler | None, lost: LostHandler | None) -> None:
         """Take jobs (and deliver webhooks) when handlers are given; API nodes only submit."""
@@ -143,10 +144,13 @@ class RedisDispatcher(Dispatcher):
         self._maintenance = asyncio.create_task(self._maintain())
 
     async def close(self) -> None:
-        """Stop taking work, let running jobs finish within the grace, then disconnect."""
+        """Stop taking work, let running jobs finish within the grace (still heartbeating, so
+        nobody takes them over meanwhile), then disconnect."""
+        self._closing = True
+        await asyncio.gather(*(w.stop(self.grace_s) for w in self._workers))
         if self._maintenance is not None:
             self._maintenance.cancel()
-        await asyncio.gather(*(w.stop(self.grace_s) for w in self._workers))
+            await asyncio.gather(self._maintenance, return_exceptions=True)
         if self._workers:
             await self._heartbeat.stop()
         if self.webhooks is not None:
@@ -159,7 +163,7 @@ class RedisDispatcher(Dispatcher):
         while True:
             try:
                 await self._heartbeat.beat(self._workers[0].running, self.capacity)
-                for worker in self._workers:
+                for worker in self._workers if not self._closing else ():
                     await worker.take_over()
             except REDIS_DOWN as exc:
                 log.warning("queue.heartbeat_failed", error=type(exc).__name__)

@@ -30,7 +30,13 @@ from tests.cluster.conftest import Running, once_each
 from tests.dispatch.receiver import receiving
 from tests.helpers import leftovers_of, wait_for
 
-pytestmark = [pytest.mark.cluster, pytest.mark.sandbox, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.redis,
+    pytest.mark.sandbox,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+]
 
 SLOW = "import time; time.sleep({s}); print('slept')"
 

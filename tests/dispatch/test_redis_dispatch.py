@@ -23,6 +23,8 @@ from sandgate.models import ExecuteResponse
 from sandgate.pipeline import answer
 from tests.dispatch.conftest import make_job
 
+pytestmark = pytest.mark.redis
+
 DEAD_AFTER = 1.0
 
 
