@@ -1,11 +1,12 @@
-"""Whether a process the cluster started still runs."""
+"""Small process and port helpers of the local cluster."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 
-__all__ = ["alive"]
+__all__ = ["alive", "free_port"]
 
 
 def alive(pid: int | None) -> bool:
@@ -20,3 +21,11 @@ def alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port on `address` that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import httpx
 from pydantic import BaseModel
 
 from sandgate.cluster._proc import alive as _alive
+from sandgate.cluster._proc import free_port
 from sandgate.cluster.pgserver import PgServer
 from sandgate.cluster.redisserver import RedisServer
 from sandgate.secretfile import persistent_secret
@@ -70,13 +70,6 @@ class Manifest(BaseModel):
     redis_url: str
     audit_dsn: str
     nodes: list[Node]
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LocalCluster:
@@ -126,7 +119,7 @@ class LocalCluster:
                 name=f"{role}-{counts[role]}",
                 role=role,
                 address=address,
-                port=_free_port(address),
+                port=free_port(address),
                 state_dir=self.state_dir / "nodes" / f"{role}-{counts[role]}",
             )
             manifest.nodes.append(node)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from sandgate.cluster._proc import free_port
 
 __all__ = ["PgMissing", "PgServer", "find_bindir"]
 
@@ -46,13 +47,6 @@ def find_bindir(root: Path = Path("/usr/lib/postgresql"), use_path: bool = True)
     raise PgMissing(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {SETUP_HINT}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PgServer:
     """One PostgreSQL cluster: `start()` returns a DSN, `destroy()` removes it all.
 
@@ -69,7 +63,7 @@ class PgServer:
             root.mkdir(parents=True, exist_ok=True)
         self.data = self.root / "data"
         port_file = self.root / PORT_FILE
-        self.port = int(port_file.read_text()) if port_file.exists() else _free_port()
+        self.port = int(port_file.read_text()) if port_file.exists() else free_port()
         port_file.write_text(str(self.port))
         self._as_root = os.geteuid() == 0
         if self._as_root:

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import redis
 
 from sandgate.cluster._proc import alive as _alive
+from sandgate.cluster._proc import free_port
 
 __all__ = ["RedisMissing", "RedisServer"]
 
@@ -27,13 +27,6 @@ SETUP_HINT = "run .ci/setup test (as root) to install Debian's redis-server pack
 
 class RedisMissing(RuntimeError):
     """redis-server is not installed."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -47,7 +40,7 @@ class RedisServer:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         port_file = root / "port"
-        self.port = int(port_file.read_text()) if port_file.exists() else _free_port()
+        self.port = int(port_file.read_text()) if port_file.exists() else free_port()
         port_file.write_text(str(self.port))
         self.process: subprocess.Popen[bytes] | None = None  # when started by this process
 

@@ -9,7 +9,8 @@ Redis going away refuses new work and the rest carries on once it is back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -40,6 +41,19 @@ def dispatcher(server: RedisServer, node: str, **options: Any) -> RedisDispatche
         "grace_s": 5,
     }
     return RedisDispatcher(server.url, metrics=Metrics(), **(settings | options))
+
+
+@contextlib.asynccontextmanager
+async def node(
+    server: RedisServer, name: str, script: Script | None = None, **options: Any
+) -> AsyncIterator[RedisDispatcher]:
+    """A dispatcher, opened (as a worker when given a script) and closed after the block."""
+    opened = dispatcher(server, name, **options)
+    await opened.open(script.run if script else None, script.lose if script else None)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 class Script:
@@ -83,22 +97,15 @@ def test_when_a_worker_answers_then_the_caller_gets_it_and_it_ran_once(
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        api, worker, script = (
-            dispatcher(redis_server, "api"),
-            dispatcher(redis_server, "w"),
-            Script(),
-        )
-        await api.open(None, None)
-        await worker.open(script.run, script.lose)
-        job = make_job()
-        state = await api.call(job, start_within=5, finish_within=5)
-        assert state.status == "done" and state.response is not None
-        assert state.response.execution_id == job.execution_id
-        assert script.ran == [job.execution_id] and script.lost == []
-        stats = await api.stats()
-        assert stats.depth == 0 and [w.name for w in stats.workers] == ["w"]
-        await worker.close()
-        await api.close()
+        script = Script()
+        async with node(redis_server, "api") as api, node(redis_server, "w", script):
+            job = make_job()
+            state = await api.call(job, start_within=5, finish_within=5)
+            assert state.status == "done" and state.response is not None
+            assert state.response.execution_id == job.execution_id
+            assert script.ran == [job.execution_id] and script.lost == []
+            stats = await api.stats()
+            assert stats.depth == 0 and [w.name for w in stats.workers] == ["w"]
 
     asyncio.run(scenario())
 
@@ -107,36 +114,30 @@ def test_when_no_worker_starts_it_in_time_then_it_fails_busy_and_never_runs(
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        api = dispatcher(redis_server, "api")
-        await api.open(None, None)
-        job = make_job()
-        state = await api.call(job, start_within=0.3, finish_within=5)
-        assert state.status == "failed" and state.error is not None
-        assert (state.error.type, state.error.status_code) == ("busy", 429)
-        script = Script()
-        worker = dispatcher(redis_server, "late")
-        await worker.open(script.run, script.lose)
-        await asyncio.sleep(1.5)  # the worker reads the entry, finds it failed, skips it
-        assert script.ran == []
-        late = await api.get(job.execution_id)
-        assert late is not None and late.status == "failed"
-        assert (await api.stats()).depth == 0
-        await worker.close()
-        await api.close()
+        async with node(redis_server, "api") as api:
+            job = make_job()
+            state = await api.call(job, start_within=0.3, finish_within=5)
+            assert state.status == "failed" and state.error is not None
+            assert (state.error.type, state.error.status_code) == ("busy", 429)
+            script = Script()
+            async with node(redis_server, "late", script):
+                await asyncio.sleep(1.5)  # the worker reads the entry, finds it failed, skips it
+            assert script.ran == []
+            late = await api.get(job.execution_id)
+            assert late is not None and late.status == "failed"
+            assert (await api.stats()).depth == 0
 
     asyncio.run(scenario())
 
 
 def test_when_the_queue_is_at_its_cap_then_submit_is_refused(redis_server: RedisServer) -> None:
     async def scenario() -> None:
-        api = dispatcher(redis_server, "api", max_depth=2)
-        await api.open(None, None)
-        await api.submit(make_job())
-        await api.submit(make_job())
-        with pytest.raises(QueueFull):
+        async with node(redis_server, "api", max_depth=2) as api:
             await api.submit(make_job())
-        assert (await api.stats()).depth == 2
-        await api.close()
+            await api.submit(make_job())
+            with pytest.raises(QueueFull):
+                await api.submit(make_job())
+            assert (await api.stats()).depth == 2
 
     asyncio.run(scenario())
 
@@ -145,26 +146,21 @@ def test_when_a_consumer_dies_before_starting_its_job_then_another_worker_runs_i
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        api = dispatcher(redis_server, "api")
-        await api.open(None, None)
         job = make_job()
-        await api.submit(job)
-        # A consumer takes the entry into its pending list and dies before it starts the job.
-        raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
-        raw.xgroup_create("sandgate:jobs", "workers", id="0", mkstream=True)
-        got = raw.xreadgroup("workers", "ghost:1:dead", {"sandgate:jobs": ">"}, count=1)
-        assert got and got[0][1][0][1]["id"] == job.execution_id
         script = Script()
-        worker = dispatcher(redis_server, "heir")
-        await worker.open(script.run, script.lose)
-        state: ExecutionState = await until(lambda: _ended(api, job))
-        assert state.status == "done"
-        assert script.ran == [job.execution_id] and script.lost == []
-        pending = raw.xpending("sandgate:jobs", "workers")
-        assert pending["pending"] == 0
-        raw.close()
-        await worker.close()
-        await api.close()
+        async with node(redis_server, "api") as api:
+            await api.submit(job)
+            # A consumer takes the entry into its pending list and dies before it starts it.
+            raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
+            raw.xgroup_create("sandgate:jobs", "workers", id="0", mkstream=True)
+            got = raw.xreadgroup("workers", "ghost:1:dead", {"sandgate:jobs": ">"}, count=1)
+            assert got and got[0][1][0][1]["id"] == job.execution_id
+            async with node(redis_server, "heir", script):
+                state: ExecutionState = await until(lambda: _ended(api, job))
+                assert state.status == "done"
+                assert script.ran == [job.execution_id] and script.lost == []
+                await until(lambda: _nothing_pending(raw))
+            raw.close()
 
     asyncio.run(scenario())
 
@@ -173,27 +169,22 @@ def test_when_a_worker_dies_while_running_then_the_job_ends_lost_and_is_not_run_
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        api = dispatcher(redis_server, "api")
-        await api.open(None, None)
-        first = Script(hold=asyncio.Event())  # never finishes: it dies first
+        first, second = Script(hold=asyncio.Event()), Script()  # the first never finishes
         doomed = dispatcher(redis_server, "doomed")
         await doomed.open(first.run, first.lose)
         job = make_job()
-        await api.submit(job)
-        await until(lambda: _status(api, job, "running"))
-        crash(doomed)
-        second = Script()
-        heir = dispatcher(redis_server, "heir")
-        await heir.open(second.run, second.lose)
-        state: ExecutionState = await until(lambda: _ended(api, job))
+        async with node(redis_server, "api") as api:
+            await api.submit(job)
+            await until(lambda: _status(api, job, "running"))
+            crash(doomed)
+            async with node(redis_server, "heir", second):
+                state: ExecutionState = await until(lambda: _ended(api, job))
+        await doomed.redis.aclose()
         assert state.status == "done" and state.response is not None
         assert state.response.status.value == "sandbox_error"
         assert "worker lost: doomed" in (state.response.detail or "")
         assert first.ran == [job.execution_id]
         assert second.ran == [] and second.lost == [(job.execution_id, "doomed")]
-        await heir.close()
-        await api.close()
-        await doomed.redis.aclose()
 
     asyncio.run(scenario())
 
@@ -202,17 +193,15 @@ def test_when_redis_is_down_then_new_work_is_refused_and_accepted_again_once_it_
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        api = dispatcher(redis_server, "api")
-        await api.open(None, None)
-        redis_server.stop()
-        with pytest.raises(QueueUnavailable):
-            await api.submit(make_job())
-        with pytest.raises(QueueUnavailable):
-            await api.stats()
-        redis_server.start()
-        state = await api.submit(make_job())
-        assert state.status == "queued"
-        await api.close()
+        async with node(redis_server, "api") as api:
+            redis_server.stop()
+            with pytest.raises(QueueUnavailable):
+                await api.submit(make_job())
+            with pytest.raises(QueueUnavailable):
+                await api.stats()
+            redis_server.start()
+            state = await api.submit(make_job())
+            assert state.status == "queued"
 
     asyncio.run(scenario())
 
@@ -221,26 +210,25 @@ def test_when_redis_restarts_while_a_job_runs_then_its_caller_still_gets_the_ans
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        api = dispatcher(redis_server, "api")
-        await api.open(None, None)
         hold = asyncio.Event()
         script = Script(hold=hold)
-        worker = dispatcher(redis_server, "w")
-        await worker.open(script.run, script.lose)
         job = make_job()
-        waiting = asyncio.create_task(api.call(job, start_within=5, finish_within=30))
-        await until(lambda: _status(api, job, "running"))
-        await asyncio.to_thread(redis_server.stop)  # SIGTERM: the append-only file is written
-        hold.set()  # the run ends while Redis is away: its worker keeps the answer and retries
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(redis_server.start)
-        state = await asyncio.wait_for(waiting, 30)
+        async with node(redis_server, "api") as api, node(redis_server, "w", script):
+            waiting = asyncio.create_task(api.call(job, start_within=5, finish_within=30))
+            await until(lambda: _status(api, job, "running"))
+            await asyncio.to_thread(redis_server.stop)  # SIGTERM: the append-only file is written
+            hold.set()  # the run ends while Redis is away: its worker keeps the answer, retries
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(redis_server.start)
+            state = await asyncio.wait_for(waiting, 30)
         assert state.status == "done" and state.response is not None
         assert script.ran == [job.execution_id] and script.lost == []
-        await worker.close()
-        await api.close()
 
     asyncio.run(scenario())
+
+
+async def _nothing_pending(raw: redis.Redis) -> bool:
+    return bool(raw.xpending("sandgate:jobs", "workers")["pending"] == 0)
 
 
 async def _status(api: RedisDispatcher, job: Job, status: str) -> bool:
