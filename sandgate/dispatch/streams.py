@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -25,7 +25,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from sandgate.dispatch import _scripts as keys
-from sandgate.dispatch._retry import REDIS_DOWN, until_redis_answers
+from sandgate.dispatch._hashes import state_of
+from sandgate.dispatch._retry import REDIS_DOWN
 from sandgate.dispatch.base import (
     Dispatcher,
     ExecutionState,
@@ -39,37 +40,15 @@ from sandgate.dispatch.base import (
     WebhookState,
     WorkerInfo,
 )
-from sandgate.dispatch.consumer import Heartbeat, StreamWorker, consumer_name, live_consumers
+from sandgate.dispatch.consumer import consumer_name, live_consumers
+from sandgate.dispatch.redis_worker import RedisWorker
 from sandgate.dispatch.webhooks import Webhooks
 from sandgate.metrics import Metrics
-from sandgate.models import ExecuteResponse
 
-__all__ = ["RedisDispatcher", "state_of"]
+__all__ = ["BUSY", "RedisDispatcher"]
 
 log = structlog.get_logger(__name__)
 BUSY = Failure(type="busy", message="no worker started the execution in time", status_code=429)
-DELIVERERS = 4
-
-
-def state_of(execution_id: str, fields: Mapping[Any, Any]) -> ExecutionState | None:
-    """An execution's state from its hash (None when it has none)."""
-    if not fields:
-        return None
-    times = ("queued_at", "started_at", "finished_at")
-    number = {k: float(fields[k]) for k in times if k in fields}
-    return ExecutionState(
-        execution_id=execution_id,
-        status=fields["status"],
-        response=ExecuteResponse.model_validate_json(fields["response"])
-        if "response" in fields
-        else None,
-        error=Failure.model_validate_json(fields["error"]) if "error" in fields else None,
-        webhook=WebhookState.model_validate_json(fields["webhook"])
-        if "webhook" in fields
-        else None,
-        tenant=fields.get("tenant", ""),
-        **number,
-    )
 
 
 @contextmanager
@@ -117,59 +96,22 @@ class RedisDispatcher(Dispatcher):
         self.metrics = metrics
         self.grace_s = grace_s
         self._submit = self.redis.register_script(keys.SUBMIT)
-        self._start = self.redis.register_script(keys.START)
-        self._finish = self.redis.register_script(keys.FINISH)
         self._cancel = self.redis.register_script(keys.CANCEL)
-        self._workers: list[StreamWorker] = []
-        self._maintenance: asyncio.Task[None] | None = None
-        self._heartbeat = Heartbeat(self.redis, self.consumer, dead_after_s)
-        self._run: JobHandler | None = None
-        self._lost: LostHandler | None = None
-        self._closing = False
+        self._worker: RedisWorker | None = None
 
     async def open(self, run: JobHandler | None, lost: LostHandler | None) -> None:
         """Take jobs (and deliver webhooks) when handlers are given; API nodes only submit."""
-        if run is None or lost is None:
-            return
-        self._run, self._lost = run, lost
-        beat = self._heartbeat
-        self._workers = [
-            StreamWorker(self.redis, keys.JOBS, "workers", beat, self.capacity, self._on_job),
-            StreamWorker(
-                self.redis, keys.DELIVERIES, "deliverers", beat, DELIVERERS, self._on_hook
-            ),
-        ]
-        for worker in self._workers:
-            worker.start()
-        self._maintenance = asyncio.create_task(self._maintain())
+        if run is not None and lost is not None:
+            self._worker = RedisWorker(self, run, lost)
+            self._worker.start()
 
     async def close(self) -> None:
-        """Stop taking work, let running jobs finish within the grace (still heartbeating, so
-        nobody takes them over meanwhile), then disconnect."""
-        self._closing = True
-        await asyncio.gather(*(w.stop(self.grace_s) for w in self._workers))
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
-        if self._workers:
-            await self._heartbeat.stop()
+        """Stop taking work (running jobs finish within the grace), then disconnect."""
+        if self._worker is not None:
+            await self._worker.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.redis.aclose()
-
-    async def _maintain(self) -> None:
-        """Heartbeat and take over dead consumers' entries, every third of `dead_after`."""
-        period = min(1.0, self.dead_after_ms / 3000)
-        while True:
-            try:
-                await self._heartbeat.beat(self._workers[0].running, self.capacity)
-                for worker in self._workers if not self._closing else ():
-                    await worker.take_over()
-            except REDIS_DOWN as exc:
-                log.warning("queue.heartbeat_failed", error=type(exc).__name__)
-            except Exception as exc:  # a stopped heartbeat would get this node declared dead
-                log.error("queue.maintenance_failed", exc_info=exc)
-            await asyncio.sleep(period)
 
     # The API node's side.
 
@@ -285,57 +227,3 @@ class RedisDispatcher(Dispatcher):
             oldest_wait_s=max(0.0, time.time() - oldest[0][1]) if oldest else 0.0,
             workers=[WorkerInfo(**info, heartbeat_age_s=age) for info, age in live],
         )
-
-    # The worker's side.
-
-    async def _on_job(self, execution_id: str, lost_from: str | None) -> None:
-        started = await until_redis_answers(
-            lambda: self._start(
-                keys=[keys.exec_key(execution_id), keys.QUEUED],
-                args=[execution_id, self.consumer, time.time(), lost_from or ""],
-            )
-        )
-        verdict = started[0]
-        if verdict == "skip" or self._run is None or self._lost is None:
-            return
-        job = Job.model_validate_json(started[1])
-        if verdict == "run":
-            self.metrics.queue_wait.observe(max(0.0, time.time() - float(started[2])))
-            outcome = await self._run(job)
-        else:
-            assert lost_from is not None
-            outcome = await self._lost(job, lost_from.split(":")[0])
-        answered = isinstance(outcome, ExecuteResponse)
-        field, status = ("response", "done") if answered else ("error", "failed")
-        payload = outcome.model_dump_json()
-        finished = await until_redis_answers(
-            lambda: self._finish(
-                keys=[keys.exec_key(execution_id), keys.done_key(execution_id), keys.DELIVERIES],
-                args=[self.consumer, status, field, payload, time.time(), self.ttl_s, execution_id],
-            )
-        )
-        if not finished:
-            log.warning("execution.superseded", execution_id=execution_id)
-
-    async def _on_hook(self, execution_id: str, lost_from: str | None) -> None:
-        state = await until_redis_answers(lambda: self.redis.hgetall(keys.exec_key(execution_id)))
-        url = str(state.get("webhook_url") or "")
-        current = state_of(execution_id, state)
-        if current is None or not url or self.webhooks is None:
-            return
-        if current.webhook is not None and current.webhook.state != "pending":
-            return  # delivered (or dead) before its deliverer died
-        outcome = await self.webhooks.deliver(url, current.model_copy(update={"webhook": None}))
-        self.metrics.webhooks.labels(outcome.state).inc()
-        now = time.time()
-
-        async def store() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.exec_key(execution_id), "webhook", outcome.model_dump_json())
-                if outcome.state == "dead":
-                    for key in (keys.DEAD, keys.dead_key(current.tenant)):
-                        pipe.zadd(key, {execution_id: now})
-                        pipe.zremrangebyscore(key, 0, now - self.ttl_s)
-                await pipe.execute()
-
-        await until_redis_answers(store)

@@ -86,9 +86,10 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10) -> Any
 
 def crash(worker: RedisDispatcher) -> None:
     """Stop a worker as a kill would: no acknowledgement, no goodbye, the heartbeat lapses."""
-    assert worker._maintenance is not None
-    worker._maintenance.cancel()
-    for stream in worker._workers:
+    inner = worker._worker
+    assert inner is not None and inner._maintenance is not None
+    inner._maintenance.cancel()
+    for stream in inner._streams:
         for task in stream._tasks:
             task.cancel()
 
