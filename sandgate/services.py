@@ -115,7 +115,9 @@ def open_auditor(settings: Settings) -> Auditor:
         raise RuntimeError(f"cannot open the audit store {redacted_dsn(dsn)}: {exc}") from None
 
 
-def make_dispatcher(settings: Settings, metrics: Metrics, *, runs: bool) -> Dispatcher:
+def make_dispatcher(
+    settings: Settings, metrics: Metrics, auditor: Auditor, *, runs: bool
+) -> Dispatcher:
     """Redis when the settings name it, else the in-process queue; with the webhook deliverer
     where jobs run (`runs`)."""
     webhooks = None
@@ -128,6 +130,7 @@ def make_dispatcher(settings: Settings, metrics: Metrics, *, runs: bool) -> Disp
             attempts=settings.webhook_attempts,
             backoff_s=settings.webhook_backoff_s,
             allow_private=settings.webhook_allow_private,
+            auditor=auditor,
         )
     node = settings.node_name or socket.gethostname()
     if settings.redis_url is None:
@@ -226,7 +229,7 @@ async def running(
         executor = Executor(backend, slots, metrics)
     else:
         backend = None
-    dispatch = make_dispatcher(settings, metrics, runs=runs)
+    dispatch = make_dispatcher(settings, metrics, auditor, runs=runs)
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
     if settings.egress_allow_private:

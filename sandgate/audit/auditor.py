@@ -93,14 +93,16 @@ class Auditor:
         status: str | None = None,
         content: Mapping[str, str | None] | None = None,
         details: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
     ) -> AuditEvent:
         """An event naming who acted (key id, name, tenant; never the key) and under which
-        policy, fitted to the store's rules (see `sandgate.audit.fit`)."""
+        policy, fitted to the store's rules (see `sandgate.audit.fit`). `tenant` names whose
+        the action was when no key acted (a webhook delivered for one)."""
         raw = AuditEvent.model_construct(
             action=action,
             verdict=verdict,
             status=status,
-            tenant=key.tenant if key else None,
+            tenant=key.tenant if key else tenant,
             key_id=key.id if key else None,
             key_name=key.name if key else None,
             policy_name=policy.name if policy else None,

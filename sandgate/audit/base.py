@@ -65,6 +65,7 @@ class Action(StrEnum):
     KEY_CREATE = "key.create"
     KEY_REVOKE = "key.revoke"
     EGRESS = "egress"
+    WEBHOOK = "webhook"
 
 
 class AuditEvent(BaseModel):

@@ -10,6 +10,9 @@ private, link-local, reserved and multicast addresses are refused (unless
 request then connects to the checked address (TLS still verifies the name), so a name cannot
 resolve one way for the check and another for the connect. Redirects are not followed.
 
+Each delivery's outcome is an audit record (`webhook`, verdict `delivered` or `dead`, the URL
+without its query, the attempts and the last error), retried until the store takes it.
+
 A 2xx answer is a delivery. Anything else (an error status, a refused or failed connection, a
 timeout) is retried with exponential backoff (tenacity), `attempts` times in all; then the
 execution is dead-lettered (`GET /executions?status=dead`). A refused address is not retried.
@@ -37,6 +40,8 @@ from sandbox.egress import SystemResolver
 from sandbox.egress.address import HostError, blocked_category, normalise_host, parse_ip
 from sandbox.egress.base import ResolveError
 from sandgate import __version__
+from sandgate.audit.auditor import Auditor
+from sandgate.audit.errors import AuditUnavailable
 from sandgate.dispatch.base import ExecutionState, WebhookState
 
 __all__ = ["SIGNATURE_HEADER", "Webhooks", "sign", "verify"]
@@ -83,12 +88,14 @@ class Webhooks:
         attempts: int,
         backoff_s: float,
         allow_private: bool,
+        auditor: Auditor | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self._secret = secret
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._allow_private = allow_private
+        self._auditor = auditor
         self._client = client or httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False)
         self._resolver = SystemResolver()
 
@@ -97,7 +104,40 @@ class Webhooks:
         await self._client.aclose()
 
     async def deliver(self, url: str, state: ExecutionState) -> WebhookState:
-        """POST `state` to `url` until a 2xx or the attempts run out."""
+        """POST `state` to `url` until a 2xx or the attempts run out; audited."""
+        outcome = await self._deliver(url, state)
+        if self._auditor is not None:
+            await self._record(url, state, outcome)
+        return outcome
+
+    async def _record(self, url: str, state: ExecutionState, outcome: WebhookState) -> None:
+        parts = urlsplit(url)
+        event = Auditor.event(
+            "webhook",
+            key=None,
+            request_id=state.response.request_id if state.response else None,
+            client=None,
+            verdict=outcome.state,
+            status=state.status,
+            tenant=state.tenant or None,
+            details={
+                "execution_id": state.execution_id,
+                "url": parts._replace(query="", fragment="").geturl(),
+                "attempts": outcome.attempts,
+                "last_error": outcome.last_error,
+            },
+        )
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(AuditUnavailable),
+            wait=wait_exponential(multiplier=0.1, max=2),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                assert self._auditor is not None
+                await self._auditor.record(event)
+
+    async def _deliver(self, url: str, state: ExecutionState) -> WebhookState:
         body = state.model_dump_json().encode()
         headers = {
             "Content-Type": "application/json",

@@ -11,9 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from sandbox.base import ExecutionResult, ExecutionSpec, Status
 from sandbox.fake import FakeBackend
 from sandgate.dispatch.webhooks import SIGNATURE_HEADER, verify
+from sandgate.settings import Settings
 from tests.dispatch.receiver import receiving
 from tests.helpers import wait_for
 from tests.inproc import InProc, inproc
@@ -146,7 +150,7 @@ def test_when_the_receiver_keeps_failing_then_it_is_retried_and_dead_lettered(
     tmp_path: Path,
 ) -> None:
     with receiving(500) as receiver, inproc(tmp_path / "state", **_settings()) as service:
-        body = {"code": "print(1)", "webhook_url": receiver.url}
+        body = {"code": "print(1)", "webhook_url": receiver.url + "?token=s3cret"}
         execution_id = service.request("POST", "/executions", json=body).json()["execution_id"]
         dead = wait_for(
             lambda: service.request("GET", "/executions?status=dead").json(), "a dead letter"
@@ -156,6 +160,9 @@ def test_when_the_receiver_keeps_failing_then_it_is_retried_and_dead_lettered(
         assert "500" in dead[0]["webhook"]["last_error"]
         assert len(receiver.got) == 3
         assert len({d.body for d in receiver.got}) == 1  # the same signed answer each time
+        (record,) = wait_for(lambda: [r for r in service.records() if r.action == "webhook"])
+        assert record.verdict == "dead" and record.details["attempts"] == 3
+        assert "s3cret" not in record.details["url"]
 
 
 def test_when_the_webhook_points_at_loopback_then_it_is_refused_without_a_try(
@@ -169,6 +176,13 @@ def test_when_the_webhook_points_at_loopback_then_it_is_refused_without_a_try(
         assert dead[0]["webhook"]["attempts"] == 0
         assert "loopback" in dead[0]["webhook"]["last_error"]
         assert receiver.got == []
+
+
+def test_when_an_api_or_worker_role_has_no_redis_then_the_settings_are_refused() -> None:
+    for role in ("api", "worker"):
+        with pytest.raises(ValidationError, match="needs SANDGATE_REDIS_URL"):
+            Settings(role=role)
+    assert Settings(role="all").redis_url is None
 
 
 def test_when_the_listing_asks_for_another_status_or_a_bad_url_then_422(tmp_path: Path) -> None:
