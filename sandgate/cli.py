@@ -53,6 +53,8 @@ def serve(role: str | None, host: str | None, port: int | None, workers: int | N
 
     if role:
         os.environ["SANDGATE_ROLE"] = role  # the app factory reads its settings itself
+    if workers:
+        os.environ["SANDGATE_WORKERS"] = str(workers)
     try:
         settings = Settings()
     except ValidationError as exc:

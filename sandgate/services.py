@@ -133,10 +133,12 @@ def make_dispatcher(
             auditor=auditor,
         )
     node = settings.node_name or socket.gethostname()
+    # Each server process takes its share of the host's sandbox slots from the queue.
+    capacity = max(1, settings.max_concurrency // settings.workers)
     if settings.redis_url is None:
         return LocalDispatcher(
             node=node,
-            capacity=settings.max_concurrency,
+            capacity=capacity,
             max_depth=settings.queue_max_depth,
             ttl_s=settings.execution_ttl_s,
             webhooks=webhooks,
@@ -145,7 +147,7 @@ def make_dispatcher(
     return RedisDispatcher(
         settings.redis_url,
         node=node,
-        capacity=settings.max_concurrency,
+        capacity=capacity,
         max_depth=settings.queue_max_depth,
         ttl_s=settings.execution_ttl_s,
         dead_after_s=settings.worker_dead_after_s,

@@ -106,7 +106,7 @@ if f[3] and f[3] ~= '' then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('RPUSH', KEYS[2], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[2], 600)  -- a waiter takes it at once; a poller reads the hash
 return 1
 """
 
