@@ -28,6 +28,7 @@ from sandgate.models import ExecuteResponse, PolicyRef
 from sandgate.pipeline.screening import StageScreening
 
 __all__ = [
+    "BUSY",
     "Dispatcher",
     "ExecutionState",
     "Failure",
@@ -113,6 +114,9 @@ class QueueStats(BaseModel):
     depth: int = Field(description="Executions waiting to start.")
     oldest_wait_s: float = Field(description="How long the oldest of them has waited.")
     workers: list[WorkerInfo]
+
+
+BUSY = Failure(type="busy", message="no worker started the execution in time", status_code=429)
 
 
 class QueueFull(Exception):

@@ -175,6 +175,8 @@ class StreamWorker:
         try:
             if execution_id:
                 await self.handle(execution_id, lost_from)
+        except Exception as exc:  # an entry that cannot be handled must not stop the reader
+            log.error("queue.entry_failed", stream=self.stream, entry=entry_id, exc_info=exc)
         finally:
             self.running -= 1
         await self._ack(entry_id)

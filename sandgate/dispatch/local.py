@@ -12,8 +12,11 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
+from typing import Any
 
 from sandgate.dispatch.base import (
+    BUSY,
     Dispatcher,
     ExecutionState,
     Job,
@@ -24,7 +27,6 @@ from sandgate.dispatch.base import (
     WebhookState,
     WorkerInfo,
 )
-from sandgate.dispatch.streams import BUSY
 from sandgate.dispatch.webhooks import Webhooks
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteResponse
@@ -68,8 +70,8 @@ class LocalDispatcher(Dispatcher):
         for _ in range(self.capacity if run else 0):
             self._spawn(self._runner())
 
-    def _spawn(self, work: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work)  # type: ignore[arg-type]
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

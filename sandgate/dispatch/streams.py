@@ -28,9 +28,9 @@ from sandgate.dispatch import _scripts as keys
 from sandgate.dispatch._hashes import state_of
 from sandgate.dispatch._retry import REDIS_DOWN
 from sandgate.dispatch.base import (
+    BUSY,
     Dispatcher,
     ExecutionState,
-    Failure,
     Job,
     JobHandler,
     LostHandler,
@@ -45,10 +45,9 @@ from sandgate.dispatch.redis_worker import RedisWorker
 from sandgate.dispatch.webhooks import Webhooks
 from sandgate.metrics import Metrics
 
-__all__ = ["BUSY", "RedisDispatcher"]
+__all__ = ["RedisDispatcher"]
 
 log = structlog.get_logger(__name__)
-BUSY = Failure(type="busy", message="no worker started the execution in time", status_code=429)
 
 
 @contextmanager
