@@ -116,7 +116,6 @@ class StreamWorker:
         self.capacity = capacity
         self.handle = handle
         self.running = 0
-        self._slots = asyncio.Semaphore(capacity)
         self._idle: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -147,16 +146,15 @@ class StreamWorker:
     async def _read(self) -> None:
         task = asyncio.current_task()
         assert task is not None
-        while not self._stopping:
-            async with self._slots:
-                self._idle.add(task)
-                try:
-                    got = await until_redis_answers(self._read_one)
-                finally:
-                    self._idle.discard(task)
-                for _stream, entries in cast(Any, got) or ():
-                    for entry_id, execution_id in _entries(entries):
-                        await self._handle(entry_id, execution_id, None)
+        while not self._stopping:  # one reader per slot: it reads only when it is free
+            self._idle.add(task)
+            try:
+                got = await until_redis_answers(self._read_one)
+            finally:
+                self._idle.discard(task)
+            for _stream, entries in cast(Any, got) or ():
+                for entry_id, execution_id in _entries(entries):
+                    await self._handle(entry_id, execution_id, None)
 
     async def _read_one(self) -> Any:
         """One entry for this consumer, or None after the block; creates a missing group."""
@@ -216,11 +214,7 @@ class StreamWorker:
             )
             for entry_id, execution_id in _entries(claimed):
                 log.warning("queue.taken_over", stream=self.stream, entry=entry_id, dead=name)
-                await self._slots.acquire()
-                self._tasks.append(asyncio.create_task(self._taken(entry_id, execution_id, name)))
-
-    async def _taken(self, entry_id: str, execution_id: str | None, lost_from: str) -> None:
-        try:
-            await self._handle(entry_id, execution_id, lost_from)
-        finally:
-            self._slots.release()
+                # Beside the readers, not in their slots (which idle readers hold while they
+                # block): never waiting here keeps the take-over loop going. The host's own
+                # sandbox slots still cap what runs at once.
+                self._tasks.append(asyncio.create_task(self._handle(entry_id, execution_id, name)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -50,34 +51,44 @@ class RedisWorker:
                 self.redis, keys.DELIVERIES, "deliverers", beat, DELIVERERS, self._on_hook
             ),
         ]
-        self._maintenance: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self._closing = False
 
     def start(self) -> None:
-        """Start reading and heartbeating."""
+        """Start reading, heartbeating and taking over."""
         for stream in self._streams:
             stream.start()
-        self._maintenance = asyncio.create_task(self._maintain())
+        self._loops = [
+            asyncio.create_task(self._every_beat(self._beat)),
+            asyncio.create_task(self._every_beat(self._take_over)),
+        ]
 
     async def close(self) -> None:
         """Stop reading; running jobs finish within the grace while the heartbeat goes on."""
         self._closing = True
         await asyncio.gather(*(s.stop(self.dispatch.grace_s) for s in self._streams))
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         await self._heartbeat.stop()
 
-    async def _maintain(self) -> None:
+    async def _beat(self) -> None:
+        await self._heartbeat.beat(self._streams[0].running, self.dispatch.capacity)
+
+    async def _take_over(self) -> None:
+        for stream in self._streams if not self._closing else ():
+            await stream.take_over()
+
+    async def _every_beat(self, work: Callable[[], Awaitable[None]]) -> None:
+        """`work` every third of `dead_after`, each loop on its own: a slow take-over never
+        delays the heartbeat (a late one would get this live node declared dead)."""
         period = min(1.0, self.dispatch.dead_after_ms / 3000)
         while True:
             try:
-                await self._heartbeat.beat(self._streams[0].running, self.dispatch.capacity)
-                for stream in self._streams if not self._closing else ():
-                    await stream.take_over()
+                await work()
             except REDIS_DOWN as exc:
-                log.warning("queue.heartbeat_failed", error=type(exc).__name__)
-            except Exception as exc:  # a stopped heartbeat would get this node declared dead
+                log.warning("queue.maintenance_failed", error=type(exc).__name__)
+            except Exception as exc:
                 log.error("queue.maintenance_failed", exc_info=exc)
             await asyncio.sleep(period)
 

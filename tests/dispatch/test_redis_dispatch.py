@@ -87,8 +87,9 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10) -> Any
 def crash(worker: RedisDispatcher) -> None:
     """Stop a worker as a kill would: no acknowledgement, no goodbye, the heartbeat lapses."""
     inner = worker._worker
-    assert inner is not None and inner._maintenance is not None
-    inner._maintenance.cancel()
+    assert inner is not None
+    for loop in inner._loops:
+        loop.cancel()
     for stream in inner._streams:
         for task in stream._tasks:
             task.cancel()
@@ -162,6 +163,33 @@ def test_when_a_consumer_dies_before_starting_its_job_then_another_worker_runs_i
                 assert script.ran == [job.execution_id] and script.lost == []
                 await until(lambda: _nothing_pending(raw))
             raw.close()
+
+    asyncio.run(scenario())
+
+
+def test_when_a_busy_worker_takes_over_a_dead_ones_job_then_its_heartbeat_never_stops(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        hold = asyncio.Event()
+        script = Script(hold=hold)
+        first, second = make_job(), make_job()
+        async with node(redis_server, "api") as api, node(redis_server, "busy", script, capacity=1):
+            await api.submit(first)
+            await until(lambda: _status(api, first, "running"))  # its only reader is busy now
+            await api.submit(second)
+            raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
+            got = raw.xreadgroup("workers", "ghost:1:dead", {"sandgate:jobs": ">"}, count=1)
+            raw.close()
+            assert got and got[0][1][0][1]["id"] == second.execution_id
+            await until(lambda: _status(api, second, "running"))  # taken over, beside the reader
+            for _ in range(3):  # well past dead_after: the heartbeat went on all along
+                await asyncio.sleep(DEAD_AFTER)
+                assert [w.name for w in (await api.stats()).workers] == ["busy"]
+            hold.set()
+            await until(lambda: _ended(api, first))
+            await until(lambda: _ended(api, second))
+        assert script.ran == [first.execution_id, second.execution_id]
 
     asyncio.run(scenario())
 
