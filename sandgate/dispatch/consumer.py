@@ -5,8 +5,8 @@ Each process is one consumer, named `<node>:<pid>:<random>` so a restarted worke
 its previous life's entries. It reads one entry per free slot (`XREADGROUP ... COUNT 1 BLOCK`),
 so a busy worker takes nothing it cannot start now and a dead one holds at most what it was
 running. Every `beat` seconds it refreshes its heartbeat (a key that expires after
-`dead_after`) and looks at the group's other consumers: the pending entries of one without a
-heartbeat are claimed (`XCLAIM`, with a minimum idle time so two claimers cannot both win) and
+`dead_after`) and looks at the group's other consumers: the pending entries of one whose
+heartbeat is gone (and stays gone, see `Heartbeat`) are claimed (`XCLAIM`, with a minimum idle time so two claimers cannot both win) and
 handled as `lost_from` that consumer; a dead consumer left with nothing pending is deleted.
 Entries are acknowledged and deleted only once their handler returns; a handler retries its
 own Redis writes, so only a dead process leaves an entry pending.
@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 Handle = Callable[[str, str | None], Awaitable[None]]  # (execution id, lost_from)
 BLOCK_MS = 2000
 CLAIM_BATCH = 16
+CONFIRM_BEATS = 3
 
 
 def consumer_name(node: str | None) -> str:
@@ -45,12 +47,20 @@ def consumer_name(node: str | None) -> str:
 
 
 class Heartbeat:
-    """A consumer's heartbeat, and whether another consumer's is current."""
+    """A consumer's heartbeat, and whether another consumer is dead.
+
+    A heartbeat key expires `dead_after` after the last beat, but also while Redis itself was
+    away (an outage longer than that expires every key at once): so a consumer is dead only
+    once its key has stayed missing for `CONFIRM_BEATS` beat periods in which Redis answered
+    this consumer. Every live consumer beats again within one period of Redis coming back."""
 
     def __init__(self, redis: Redis, consumer: str, dead_after_s: float) -> None:
         self.redis = redis
         self.consumer = consumer
         self.dead_after_ms = int(dead_after_s * 1000)
+        self.period_s = min(1.0, dead_after_s / 3)
+        self._missing_since: dict[str, float] = {}
+        self._redis_down_at = 0.0
 
     async def beat(self, running: int, capacity: int) -> None:
         """Say this consumer is alive, with its load."""
@@ -66,9 +76,21 @@ class Heartbeat:
         with contextlib.suppress(RedisError):
             await self.redis.delete(keys.worker_key(self.consumer))
 
-    async def alive(self, consumer: str) -> bool:
-        """Whether `consumer`'s heartbeat is current."""
-        return bool(await self.redis.exists(keys.worker_key(consumer)))
+    def redis_was_away(self) -> None:
+        """Note that Redis did not answer: missing heartbeats must be seen missing anew."""
+        self._redis_down_at = time.monotonic()
+
+    async def dead(self, consumer: str) -> bool:
+        """Whether `consumer`'s heartbeat has been missing long enough (see the class)."""
+        if await self.redis.exists(keys.worker_key(consumer)):
+            self._missing_since.pop(consumer, None)
+            return False
+        now = time.monotonic()
+        since = self._missing_since.get(consumer, now)
+        if since <= self._redis_down_at:
+            since = now
+        self._missing_since[consumer] = since
+        return now - since >= CONFIRM_BEATS * self.period_s
 
 
 async def live_consumers(redis: Redis, dead_after_ms: int) -> list[tuple[dict[str, Any], float]]:
@@ -196,7 +218,7 @@ class StreamWorker:
             return  # no group yet
         for info in consumers:
             name = info["name"]
-            if name == self.consumer or await self.heartbeat.alive(name):
+            if name == self.consumer or not await self.heartbeat.dead(name):
                 continue
             if not info["pending"]:
                 await self.redis.xgroup_delconsumer(self.stream, self.group, name)

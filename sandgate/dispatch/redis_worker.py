@@ -82,15 +82,15 @@ class RedisWorker:
     async def _every_beat(self, work: Callable[[], Awaitable[None]]) -> None:
         """`work` every third of `dead_after`, each loop on its own: a slow take-over never
         delays the heartbeat (a late one would get this live node declared dead)."""
-        period = min(1.0, self.dispatch.dead_after_ms / 3000)
         while True:
             try:
                 await work()
             except REDIS_DOWN as exc:
+                self._heartbeat.redis_was_away()
                 log.warning("queue.maintenance_failed", error=type(exc).__name__)
             except Exception as exc:
                 log.error("queue.maintenance_failed", exc_info=exc)
-            await asyncio.sleep(period)
+            await asyncio.sleep(self._heartbeat.period_s)
 
     async def _on_job(self, execution_id: str, lost_from: str | None) -> None:
         started = await until_redis_answers(

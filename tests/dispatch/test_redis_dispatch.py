@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 import redis
+from redis.asyncio import Redis
 
 from sandgate.cluster.redisserver import RedisServer
+from sandgate.dispatch import _scripts as keys
 from sandgate.dispatch.base import ExecutionState, Failure, Job, QueueFull, QueueUnavailable
+from sandgate.dispatch.consumer import Heartbeat
 from sandgate.dispatch.streams import RedisDispatcher
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteResponse
@@ -235,23 +238,53 @@ def test_when_redis_is_down_then_new_work_is_refused_and_accepted_again_once_it_
     asyncio.run(scenario())
 
 
-def test_when_redis_restarts_while_a_job_runs_then_its_caller_still_gets_the_answer(
+def test_when_a_heartbeat_is_missing_then_it_is_dead_only_after_redis_answered_for_3_beats(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        client = Redis.from_url(redis_server.url, decode_responses=True)
+        watcher = Heartbeat(client, "me:1:aaaaaa", DEAD_AFTER)
+        other = Heartbeat(client, "other:2:bbbbbb", DEAD_AFTER)
+        await other.beat(0, 1)
+        assert not await watcher.dead(other.consumer)
+        await client.delete(keys.worker_key(other.consumer))  # its key expired
+        assert not await watcher.dead(other.consumer)  # seen missing only now
+        await asyncio.sleep(3 * watcher.period_s + 0.05)
+        assert await watcher.dead(other.consumer)
+        watcher.redis_was_away()  # every key may have expired with Redis away: look anew
+        assert not await watcher.dead(other.consumer)
+        await other.beat(0, 1)  # and a consumer that beats again is alive
+        await asyncio.sleep(watcher.period_s)
+        assert not await watcher.dead(other.consumer)
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_when_redis_is_away_longer_than_dead_after_then_nobody_is_declared_dead(
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
         hold = asyncio.Event()
-        script = Script(hold=hold)
+        script, other = Script(hold=hold), Script(hold=hold)  # whichever starts it, holds it
         job = make_job()
-        async with node(redis_server, "api") as api, node(redis_server, "w", script):
+        async with (
+            node(redis_server, "api") as api,
+            node(redis_server, "w", script),
+            node(redis_server, "other", other),  # neither may take the other's job as lost
+        ):
             waiting = asyncio.create_task(api.call(job, start_within=5, finish_within=30))
             await until(lambda: _status(api, job, "running"))
             await asyncio.to_thread(redis_server.stop)  # SIGTERM: the append-only file is written
             hold.set()  # the run ends while Redis is away: its worker keeps the answer, retries
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(3 * DEAD_AFTER)  # every heartbeat key expires meanwhile
             await asyncio.to_thread(redis_server.start)
             state = await asyncio.wait_for(waiting, 30)
+            await asyncio.sleep(2 * DEAD_AFTER)
         assert state.status == "done" and state.response is not None
-        assert script.ran == [job.execution_id] and script.lost == []
+        assert state.response.status.value != "sandbox_error"
+        assert script.ran + other.ran == [job.execution_id]
+        assert script.lost == [] and other.lost == []
 
     asyncio.run(scenario())
 
