@@ -4,10 +4,11 @@ over the entries of consumers that died.
 Each process is one consumer, named `<node>:<pid>:<random>` so a restarted worker never owns
 its previous life's entries. It reads one entry per free slot (`XREADGROUP ... COUNT 1 BLOCK`),
 so a busy worker takes nothing it cannot start now and a dead one holds at most what it was
-running. Every `beat` seconds it refreshes its heartbeat (a key that expires after
-`dead_after`) and looks at the group's other consumers: the pending entries of one whose
-heartbeat is gone (and stays gone, see `Heartbeat`) are claimed (`XCLAIM`, with a minimum idle time so two claimers cannot both win) and
-handled as `lost_from` that consumer; a dead consumer left with nothing pending is deleted.
+running. Every beat it refreshes its heartbeat (a key that expires after `dead_after`), and
+looks at the group's other consumers: the pending entries of one whose heartbeat is gone (and
+stays gone, see `Heartbeat`) are claimed (`XCLAIM`, with a minimum idle time so two claimers
+cannot both win) and handled as `lost_from` that consumer, beside the readers; a dead consumer
+left with nothing pending is deleted.
 Entries are acknowledged and deleted only once their handler returns; a handler retries its
 own Redis writes, so only a dead process leaves an entry pending.
 """
