@@ -78,8 +78,10 @@ class Running:
         return [r for r in records if (r.request_id or "").startswith(prefix)]
 
     def restart(self, node: Node) -> None:
-        """Start a node again (as a supervisor would) and wait until it is ready."""
-        self.local.start_node(node)
+        """Start a node again (as a supervisor would) unless it runs; wait until it is ready."""
+        current = self.node(node.name)
+        if current.pid is None or not self.local.alive(current.pid):
+            self.local.start_node(node)
         wait_for(lambda: _ready(node.url), f"{node.name} ready again", timeout=60)
         if node.role == "worker":
             wait_for(lambda: len(self.live_workers()) == 3, "every worker seen again", 30)

@@ -149,15 +149,17 @@ def test_when_a_worker_is_killed_while_running_then_its_executions_end_lost_and_
     ids = [_submit(cluster, SLOW.format(s=4)) for _ in range(4)]
     victim = _busiest(cluster)
     assert victim.pid is not None
-    os.kill(victim.pid, signal.SIGKILL)
-    cluster.local.wait(victim.pid)
-    states = wait_for(lambda: _ended(cluster, ids), "every execution's end", timeout=90)
+    try:
+        os.kill(victim.pid, signal.SIGKILL)
+        cluster.local.wait(victim.pid)
+        states = wait_for(lambda: _ended(cluster, ids), "every execution's end", timeout=90)
+    finally:
+        cluster.restart(victim)  # as its supervisor would: the new process reaps what was left
     lost = [s for s in states if s["response"]["status"] == "sandbox_error"]
     assert lost and all(f"worker lost: {victim.name}" in s["response"]["detail"] for s in lost)
     assert all(s["response"]["status"] in ("ok", "sandbox_error") for s in states)
     per_execution = once_each(cluster.executions(), key="execution_id")
     assert [per_execution[i] for i in ids] == [1, 1, 1, 1]
-    cluster.restart(victim)  # as its supervisor would: the new process reaps what was left
     wait_for(lambda: not [x for n in cluster.workers for x in leftovers_of(n.state_dir)])
     _nothing_left(cluster)
 
@@ -184,11 +186,13 @@ def test_when_a_worker_dies_holding_jobs_it_had_not_started_then_other_workers_r
     finally:
         os.kill(victim.pid, signal.SIGKILL)
         cluster.local.wait(victim.pid)
-    states = wait_for(lambda: _ended(cluster, ids), "every execution's end", timeout=60)
+    try:
+        states = wait_for(lambda: _ended(cluster, ids), "every execution's end", timeout=60)
+    finally:
+        cluster.restart(victim)
     assert [s["response"]["stdout"] for s in states] == [f"{i}\n" for i in range(8)]
     per_execution = once_each(cluster.executions(), key="execution_id")
     assert [per_execution[i] for i in ids] == [1] * 8
-    cluster.restart(victim)
     _nothing_left(cluster)
 
 
@@ -197,23 +201,33 @@ def test_when_an_api_node_is_killed_while_waiting_then_the_executions_still_end_
 ) -> None:
     api = next(n for n in cluster.local.manifest().nodes if n.name == "api-2")
     assert api.pid is not None
-    with ThreadPoolExecutor(6) as pool:
-        waiting = [
-            pool.submit(_execute, cluster, api.url, f"orphan-{i}", SLOW.format(s=2))
-            for i in range(6)
-        ]
-        wait_for(lambda: len(cluster.executions("orphan-")) < 6 and _running(cluster) > 0)
-        os.kill(api.pid, signal.SIGKILL)
-        cluster.local.wait(api.pid)
-        assert all(f.result() is None for f in waiting)  # nobody was answered: the node died
-    records = wait_for(
-        lambda: (r := cluster.executions("orphan-")) and len(r) == 6 and r,
-        "every execution's record",
-        timeout=60,
-    )
-    assert once_each(records) == Counter({f"orphan-{i}": 1 for i in range(6)})
-    assert {r.status for r in records} == {"ok"}
-    cluster.restart(api)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            waiting = [
+                pool.submit(_execute, cluster, api.url, f"orphan-{i}", SLOW.format(s=5))
+                for i in range(6)
+            ]
+            # Killed once all six are in the queue's hands (queued or running): a request the
+            # node had not queued yet would simply never have been done.
+            wait_for(lambda: _in_flight(cluster) == 6, "all six queued", timeout=30)
+            os.kill(api.pid, signal.SIGKILL)
+            cluster.local.wait(api.pid)
+            assert all(f.result() is None for f in waiting)  # nobody was answered: it died
+        records = wait_for(
+            lambda: (r := cluster.executions("orphan-")) and len(r) == 6 and r,
+            "every execution's record",
+            timeout=60,
+        )
+        assert once_each(records) == Counter({f"orphan-{i}": 1 for i in range(6)})
+        assert {r.status for r in records} == {"ok"}
+    finally:
+        cluster.restart(api)  # the next tests need it, whatever happened here
+
+
+def _in_flight(cluster: Running) -> int:
+    """Executions queued or running, as the other API node sees them."""
+    checks = cluster.ready(cluster.api[0])["checks"]
+    return int(checks["queue"]["depth"]) + sum(w["running"] for w in checks["workers"]["live"])
 
 
 def _running(cluster: Running) -> int:
