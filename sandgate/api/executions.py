@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from sandgate.api.responses import errors
 from sandgate.deps import ServicesDep, caller
@@ -55,7 +55,11 @@ async def submit(
     summary="An asynchronous execution's state and, once done, its answer.",
     responses=errors(404, 422),
 )
-async def read(execution_id: str, services: ServicesDep, who: Executor) -> ExecutionState:
+async def read(
+    execution_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    services: ServicesDep,
+    who: Executor,
+) -> ExecutionState:
     """`queued`, `running`, `done` (with `response`) or `failed` (with `error`)."""
     with queue_errors(services.settings):
         state = await services.dispatch.get(execution_id)

@@ -193,3 +193,4 @@ def test_when_the_listing_asks_for_another_status_or_a_bad_url_then_422(tmp_path
         )
         assert bad.status_code == 422
         assert service.request("GET", "/executions?status=dead").json() == []
+        assert service.request("GET", "/executions/" + "x" * 65).status_code == 422
