@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-fast bench eval lint
+.PHONY: setup run test test-fast bench eval lint load
 
 setup:
 	.ci/setup run
@@ -27,11 +27,16 @@ bench:
 	.ci/setup test
 	$(PY) -m tests.bench
 
+# About a minute of realistic traffic against a local service on real gVisor (locust).
+load:
+	.ci/setup run
+	$(PY) -m tests.load
+
 eval:
 	.ci/setup run
 	$(PY) -m tests.eval.run
 
 lint:
-	$(VENV)/bin/ruff check sandgate sandbox guards tests
-	$(VENV)/bin/ruff format --check sandgate sandbox guards tests
+	$(VENV)/bin/ruff check sandgate sandbox guards tests clients
+	$(VENV)/bin/ruff format --check sandgate sandbox guards tests clients
 	$(VENV)/bin/mypy

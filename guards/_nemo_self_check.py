@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from guards._loop import in_a_loop
 from guards.options import NemoLLM
 
 __all__ = ["SELF_CHECK_PROMPT", "self_check_rails"]
@@ -40,8 +41,6 @@ Answer:"""
 def self_check_rails(llm: NemoLLM) -> Any:
     """An `LLMRails` running `self check input` against the operator's endpoint."""
     from nemoguardrails import LLMRails, RailsConfig
-
-    from guards.nemo import in_a_loop
 
     key = os.environ.get(llm.api_key_env, "") if llm.api_key_env else ""
     content = {

@@ -6,10 +6,15 @@
 - Phone numbers: Presidio's recognizer runs `phonenumbers`' matcher over the whole text
   once per region (eight of them): ~70 ms for a KB dense with numbers, and national formats
   of other countries ("0490 75 40 81", "699 956 915") are missed. This one replaces it: a
-  regex takes any 7-15-digit grouping at 0.2; a candidate that `phonenumbers` validates
-  (international, or national in one of Presidio's eight regions) scores 0.4 as Presidio's
-  does. Both stay under every default threshold unless a context word nearby ("phone",
-  "mobile", "call", "fax", ...) adds Presidio's 0.35: 0.55 or 0.75.
+  regex takes any 7-15-digit grouping (with a country code, "00"/"001" exit prefix, trunk
+  "(0)", area code in brackets, dots, dashes, spaces, one digit at a time, and an extension
+  "x818", "ext. 12") at 0.2; a candidate that `phonenumbers` validates (international, or
+  national in one of Presidio's eight regions) scores 0.4 as Presidio's does, 0.5 when
+  written in three groups or more ("01 76 30 82 46"). Below 0.5, a context word nearby
+  ("phone", "mobile", "call", "fax", "ring", ...) must add Presidio's 0.35. A number in a
+  layout nothing else has (a "+" or "00" country code, an area code in brackets, North
+  American 3-3-4: "+44114 496 0815", "(602)272-9781", "345-899-3560x4587") scores 0.6
+  without one, valid or not (generated test data is often not).
 """
 
 from __future__ import annotations
@@ -26,25 +31,41 @@ import guards._env  # noqa: F401
 __all__ = ["card_recognizer", "context_phone_recognizer"]
 
 _CARD = r"(?<![+\d])\b(?=4|5\d|2[2-7]|3\d|6|1800|2131)\d{12,19}\b"
+_EXT = r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
 _PHONE = (
-    r"(?<![\w+.\-/:])(?:\+\d{1,3}[ .\-]?)?(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"
-    r"\d{2,12}(?:[ .\-]\d{2,8}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w\-]|\.\d)"
+    r"(?<![\w+.\-/:])(?:(?:\+|00)\d{1,3}[ .\-]?)?(?:\(0\)[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?"
+    r"(?:\d{2,12}(?:[ .\-]\d{2,8}){0,4}|\d(?: \d){6,14})" + _EXT + r"(?![\w\-]|[.:]\d)"
 )
+# Layouts only phone numbers have: a "+" country code with separators, or North American
+# 3-3-4 with brackets, dashes or dots (an extension may follow).
+_STRONG_LAYOUT = regex.compile(
+    r"\+\d.*"  # a country code
+    r"|(?:00|011)\d{1,3}[ .\-].*"  # an exit prefix, then the country code
+    r"|\(\d{2,5}\)[ .\-]?\d.*"  # an area code in brackets
+    r"|(?:1[\-.])?\d{3}([\-.])\d{3}\1\d{4}.*"  # North American 3-3-4
+)
+# Three or more groups of digits ("01 76 30 82 46", "0151 496 0091"): how phone numbers, and
+# few other numbers, are written.
+_GROUPED = regex.compile(r"\d+(?:[ .\-]\d+){2,}")
 _PHONE_CONTEXT = [
     "phone", "telephone", "tel", "mobile", "cell", "call", "fax", "desk", "office",
     "contact", "reach", "sms", "whatsapp", "dial", "message", "messages", "text", "answer",
-    "answering", "voicemail",
+    "answering", "voicemail", "ring", "hotline", "helpline", "landline", "extension",
+    "registered", "callback", "emergency", "telefon", "handy", "numéro", "número", "numero",
+    "téléphone", "teléfono", "telefono",
 ]  # fmt: skip
 _NOT_PHONE = regex.compile(
     r"\d{1,3}(?:\.\d{1,3}){3}"  # IPv4
     r"|\d{4}[\-./]\d{1,2}[\-./]\d{1,2}"  # ISO-like dates
     r"|\d{1,2}[\-./]\d{1,2}[\-./]\d{4}"  # day-month-year dates
-    r"|\d{1,4}(?:\.\d{1,4}){1,3}"  # version numbers, decimals
+    r"|(?!\d{3}\.\d{3}\.\d{4}$)\d{1,4}(?:\.\d{1,4}){1,3}"  # versions, decimals; not 555.555.5555
     r"|(?:19|20)\d\d\s?[\-/]\s?(?:19|20)\d\d"  # year ranges
 )
 _EXTENSION = regex.compile(r"(?:x|ext\.?)\s?\d+$")
 _REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # Presidio's default regions
 _VALID_SCORE = 0.4
+_GROUPED_SCORE = 0.5
+_STRONG_SCORE = 0.6
 
 
 def _valid_number(candidate: str) -> bool:
@@ -68,11 +89,15 @@ class _ContextPhoneRecognizer(PatternRecognizer):
         nlp_artifacts: Any = None,
         regex_flags: int | None = None,
     ) -> list[Any]:
-        """Pattern matches, raised to Presidio's 0.4 when `phonenumbers` validates them."""
+        """Pattern matches: 0.6 in a phone-only layout; valid per `phonenumbers`, 0.5 in
+        three groups or more, else 0.4."""
         results: list[Any] = super().analyze(text, entities, nlp_artifacts, regex_flags)
         for result in results:
-            if _valid_number(text[result.start : result.end]):
-                result.score = _VALID_SCORE
+            candidate = text[result.start : result.end]
+            if _STRONG_LAYOUT.fullmatch(candidate):
+                result.score = _STRONG_SCORE
+            elif _valid_number(candidate):
+                result.score = _GROUPED_SCORE if _GROUPED.fullmatch(candidate) else _VALID_SCORE
         return results
 
     def invalidate_result(self, pattern_text: str) -> bool:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from guards.config import ScreeningConfig, StageConfig
-    from guards.options import GuardOptions
+from guards.config import ScreeningConfig, StageConfig
+from guards.kinds import Action, Operator, Stage
+from guards.normalise import Normalised
+from guards.options import GuardOptions
 
 __all__ = [
     "Action",
@@ -34,38 +34,6 @@ __all__ = [
     "Stage",
     "SyncDetector",
 ]
-
-
-class Stage(StrEnum):
-    """Where in an agent's path a text is screened."""
-
-    INPUT = "input"
-    OUTPUT = "output"
-    CODE = "code"
-
-
-class Action(StrEnum):
-    """What to do about a finding, and the verdict of a whole text."""
-
-    ALLOW = "allow"
-    REDACT = "redact"
-    BLOCK = "block"
-
-    @property
-    def rank(self) -> int:
-        """Strength of the action: block beats redact beats allow."""
-        return _RANK[self]
-
-
-_RANK = {Action.ALLOW: 0, Action.REDACT: 1, Action.BLOCK: 2}
-
-
-class Operator(StrEnum):
-    """How a redacted finding is replaced."""
-
-    REPLACE = "replace"
-    MASK = "mask"
-    HASH = "hash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +49,17 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class ScanRequest:
-    """What a detector is asked to scan: normalised text and the policy in force."""
+    """What a detector is asked to scan: normalised text and the policy in force.
+
+    `norm` is the whole normalisation (the text as sent and the offset map), for a detector
+    that must also look at what was sent; `None` when the text was given already folded.
+    """
 
     text: str
     stage: Stage
     stage_config: StageConfig
     config: ScreeningConfig
+    norm: Normalised | None = None
 
 
 class Finding(BaseModel):

@@ -13,7 +13,8 @@ built-in default as a whole; its own missing fields take the field defaults, exc
 
 The action for a finding is the first that applies of: `actions[type]`,
 `detector_actions[detector]`, `default_action`. A finding below its score threshold
-(`thresholds[type]`, else `min_score`) is dropped before any of that.
+(`thresholds[type]`, else the type's built-in threshold in `BUILT_IN_THRESHOLDS`, else
+`min_score`) is dropped before any of that.
 """
 
 from __future__ import annotations
@@ -22,13 +23,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guards.base import Action, Operator, Stage
+from guards.kinds import Action, Operator, Stage
 from guards.rules import InjectionRule, RecognizerSpec
 
-__all__ = ["DEFAULT_DETECTORS", "NemoConfig", "ScreeningConfig", "StageConfig"]
+__all__ = [
+    "BUILT_IN_THRESHOLDS",
+    "DEFAULT_DETECTORS",
+    "DETECTOR_NAMES",
+    "NemoConfig",
+    "ScreeningConfig",
+    "StageConfig",
+]
 
 DEFAULT_DETECTORS: dict[Stage, tuple[str, ...]] = {
-    Stage.INPUT: ("pii", "secrets", "injection"),
+    Stage.INPUT: ("pii", "secrets", "injection", "injection_classifier"),
     Stage.OUTPUT: ("pii", "secrets"),
     Stage.CODE: ("secrets", "nemo"),
 }
@@ -36,19 +44,25 @@ _DETECTOR_ACTIONS = {
     "pii": Action.REDACT,
     "secrets": Action.BLOCK,
     "injection": Action.BLOCK,
+    "injection_classifier": Action.BLOCK,
     "nemo": Action.BLOCK,
     "detect_secrets": Action.BLOCK,
 }
+# Types whose scores are not on the scale `min_score` was set for. The injection classifier's
+# probability was calibrated on the dev split of the evaluation data (`make eval`): at 0.8,
+# with the rules, 96.6 % of the English and 96.9 % of the German dev attacks were blocked, no
+# NotInject look-alike, 0.6 % of deepset's benign prompts and 1 % of the benign corpus were;
+# at 0.7, 1.9 % and 2.2 % of those were.
+BUILT_IN_THRESHOLDS = {"LIKELY_INJECTION": 0.8}
+# The names a policy may use; `guards.registry` maps each to its class (a test holds them equal).
+DETECTOR_NAMES = frozenset(_DETECTOR_ACTIONS)
 _ENTITY_KEY = r"^[A-Z][A-Z0-9_]{1,63}$"
 
 
 def _known_detectors(names: list[str]) -> list[str]:
-    from guards.registry import detector_names  # late: registry imports the detectors
-
-    known = detector_names()
-    unknown = [name for name in names if name not in known]
+    unknown = [name for name in names if name not in DETECTOR_NAMES]
     if unknown:
-        raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(known)}")
+        raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(DETECTOR_NAMES)}")
     if len(set(names)) != len(names):
         raise ValueError("a detector is listed twice")
     return names
@@ -70,8 +84,9 @@ class StageConfig(BaseModel):
 
     detectors: list[str] | None = Field(
         None,
-        description="Detectors to run, by registered name (pii, secrets, injection, nemo, "
-        "detect_secrets). Missing: the stage's built-in list (input: pii, secrets, injection; "
+        description="Detectors to run, by registered name (pii, secrets, injection, "
+        "injection_classifier, nemo, detect_secrets). Missing: the stage's built-in list "
+        "(input: pii, secrets, injection, injection_classifier; "
         "output: pii, secrets; code: secrets, nemo). Empty: run none, so every text is allowed.",
     )
     entities: list[str] | None = Field(
@@ -88,8 +103,8 @@ class StageConfig(BaseModel):
     detector_actions: dict[str, Action] = Field(
         default_factory=lambda: dict(_DETECTOR_ACTIONS),
         description="Action per detector for types not in `actions`. Missing: pii redact, "
-        "secrets/injection/nemo/detect_secrets block. A detector not listed falls back to "
-        "`default_action`.",
+        "secrets/injection/injection_classifier/nemo/detect_secrets block. A detector not "
+        "listed falls back to `default_action`.",
     )
     default_action: Action = Field(
         Action.BLOCK, description="Action when neither `actions` nor `detector_actions` decide."
@@ -99,7 +114,9 @@ class StageConfig(BaseModel):
     )
     thresholds: dict[str, float] = Field(
         default_factory=dict,
-        description="Minimum score per finding type, overriding `min_score` for that type.",
+        description="Minimum score per finding type, overriding `min_score` for that type. "
+        "Missing types take their built-in threshold if they have one (LIKELY_INJECTION, the "
+        "injection classifier's probability: 0.8), else `min_score`.",
     )
     operator: Operator = Field(
         Operator.REPLACE,
@@ -152,7 +169,8 @@ class StageConfig(BaseModel):
 
     def threshold_for(self, finding_type: str) -> float:
         """Minimum score a finding of this type needs to be reported."""
-        return self.thresholds.get(finding_type, self.min_score)
+        default = BUILT_IN_THRESHOLDS.get(finding_type, self.min_score)
+        return self.thresholds.get(finding_type, default)
 
     def operator_for(self, finding_type: str) -> Operator:
         """The operator that replaces a finding of this type."""
@@ -205,8 +223,8 @@ class ScreeningConfig(BaseModel):
 
     input: StageConfig = Field(
         default_factory=StageConfig,
-        description="Text going into a model. Missing: pii redacted, secrets and injection "
-        "blocked.",
+        description="Text going into a model. Missing: pii redacted, secrets, injection rules "
+        "and the injection classifier blocked.",
     )
     output: StageConfig = Field(
         default_factory=_default_output,

@@ -1,8 +1,14 @@
-"""`injection`: prompt-injection and jailbreak heuristics, including encoded payloads.
+"""`injection`: prompt-injection and jailbreak rules per language, including encoded payloads.
 
-Rules (`injection.yaml` plus a policy's `screening.injection_rules`) are case-insensitive
-regexes over the normalised text. Base64 and hex runs are decoded, and the rules run on
-what they hide: a finding then spans the encoded run in the text as sent.
+Rules are case-insensitive regexes over the normalised text, one pack per language in
+`injection_rules/` (en, de, es, fr, pt, it: instruction overrides and goal hijacking,
+role-play and persona switches, system-prompt extraction, decode-and-follow, and indirect
+injection, i.e. instructions addressed to an assistant inside a document, a tool's output or
+a code comment), plus a policy's `screening.injection_rules`. Every pack runs on every text:
+attacks mix languages ("Is the settlement building fair? Oubliez toutes les instructions").
+Base64 and hex runs are decoded and the rules run on what they hide (a finding spans the
+encoded run); leetspeak, spaced-out, reversed and ROT13 text are read through the views of
+`guards._deobfuscate`. A finding's rule is `<language>/<rule name>`, prefixed by the view.
 """
 
 from __future__ import annotations
@@ -17,29 +23,37 @@ from typing import Any
 
 import regex
 
+from guards._deobfuscate import views
+from guards._rule_index import RuleIndex
 from guards.base import Detection, ScanRequest, SyncDetector
 from guards.rules import InjectionRule, InjectionRuleFile, load_rule_file
 
-__all__ = ["SHIPPED_INJECTION_RULES", "InjectionDetector", "shipped_rules"]
+__all__ = ["LANGUAGES", "RULE_PACKS", "InjectionDetector", "shipped_rules"]
 
-SHIPPED_INJECTION_RULES = Path(__file__).with_name("injection.yaml")
+LANGUAGES = ("en", "de", "es", "fr", "pt", "it")
+RULE_PACKS = Path(__file__).with_name("injection_rules")
 _FLAGS = regex.IGNORECASE | regex.MULTILINE
 _BASE64 = regex.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{24,}={0,2}")
 _HEX = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
 _MAX_DEPTH = 2
 _CACHE_SIZE = 32
 
-Compiled = tuple[tuple[InjectionRule, Any], ...]
+# The rules, and an index that tries each only where one of its first words stands.
+Compiled = tuple[tuple[InjectionRule, ...], RuleIndex]
 
 
 @lru_cache(maxsize=1)
 def shipped_rules() -> tuple[InjectionRule, ...]:
-    """The rules of `injection.yaml`, validated."""
-    return tuple(load_rule_file(SHIPPED_INJECTION_RULES, InjectionRuleFile).rules)
+    """Every language pack's rules, validated, each named `<language>/<name>`."""
+    return tuple(
+        rule.model_copy(update={"name": f"{language}/{rule.name}"})
+        for language in LANGUAGES
+        for rule in load_rule_file(RULE_PACKS / f"{language}.yaml", InjectionRuleFile).rules
+    )
 
 
 def _compile(rules: tuple[InjectionRule, ...]) -> Compiled:
-    return tuple((rule, regex.compile(rule.pattern, _FLAGS)) for rule in rules)
+    return rules, RuleIndex([regex.compile(rule.pattern, _FLAGS) for rule in rules])
 
 
 def _decode(token: str) -> str | None:
@@ -95,18 +109,21 @@ class InjectionDetector(SyncDetector):
     def scan(self, request: ScanRequest) -> list[Detection]:
         """Match every rule on the text, then on what its encoded runs decode to."""
         rules = self._rules(tuple(request.config.injection_rules))
+        found = self._scan(request.text, rules, depth=0)
+        for view in views(request.text):
+            for inner in self._scan(view.text, rules, depth=_MAX_DEPTH):
+                start, end = view.to_source(inner.start, inner.end)
+                rule = f"{view.name}: {inner.rule}"
+                found.append(Detection(inner.type, start, end, inner.score, rule))
         wanted = request.stage_config.entities
-        if wanted is not None:
-            rules = tuple((rule, rx) for rule, rx in rules if rule.type in wanted)
-        if not rules:
-            return []
-        return self._scan(request.text, rules, depth=0)
+        return found if wanted is None else [d for d in found if d.type in wanted]
 
     def _scan(self, text: str, rules: Compiled, depth: int) -> list[Detection]:
+        shipped, index = rules
         found = [
             Detection(rule.type, match.start(), match.end(), rule.score, rule.name)
-            for rule, rx in rules
-            for match in rx.finditer(text)
+            for position, match in index.matches(text)
+            for rule in (shipped[position],)
         ]
         if depth >= _MAX_DEPTH:
             return found

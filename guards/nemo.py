@@ -16,18 +16,17 @@ this detector on the `code` stage only.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import importlib
 import warnings
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import guards._env  # noqa: F401  (telemetry off before NeMo is imported)
+from guards._loop import in_a_loop
 from guards.base import Detection, Detector, ScanRequest, Stage
 
-__all__ = ["SELF_CHECK_TYPE", "YARA_TYPES", "NemoDetector", "in_a_loop", "nemo_rails"]
+__all__ = ["SELF_CHECK_TYPE", "YARA_TYPES", "NemoDetector", "nemo_rails"]
 
 YARA_TYPES = {
     "code": "CODE_INJECTION",
@@ -68,23 +67,6 @@ def _char_offsets(text: str, data: bytes, offset: int, length: int) -> tuple[int
     start = len(data[:offset].decode("utf-8", errors="ignore"))
     end = start + len(data[offset : offset + length].decode("utf-8", errors="ignore"))
     return start, min(max(end, start + 1), len(text))
-
-
-def in_a_loop(build: Callable[[], Any]) -> Any:
-    """Call `build` with an event loop running.
-
-    `LLMRails()` asks for the current event loop and, outside one, creates a loop that it
-    never closes; inside a running loop it just uses that one.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-
-        async def run() -> Any:
-            return build()
-
-        return asyncio.run(run())
-    return build()
 
 
 @lru_cache(maxsize=8)

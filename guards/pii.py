@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from guards.base import Detection, ScanRequest, SyncDetector
+from guards.normalise import Normalised
 from guards.presidio_engines import NER_ENTITIES, detections, pii_analyzer
 
 __all__ = ["NON_PERSONAL", "PATTERN_ENTITIES", "PiiDetector"]
@@ -18,12 +19,16 @@ __all__ = ["NON_PERSONAL", "PATTERN_ENTITIES", "PiiDetector"]
 # Addresses that identify no one (loopback, unspecified, broadcast) are never reported.
 NON_PERSONAL = ["::1", "::", "127.0.0.1", "0.0.0.0", "255.255.255.255"]
 PATTERN_ENTITIES = (
+    "ABA_ROUTING_NUMBER",
+    "BANK_ACCOUNT",
     "CREDIT_CARD",
     "CRYPTO",
     "EMAIL_ADDRESS",
     "IBAN_CODE",
     "IP_ADDRESS",
+    "PASSPORT",
     "PHONE_NUMBER",
+    "UK_SORT_CODE",
     "US_BANK_NUMBER",
     "US_ITIN",
     "US_PASSPORT",
@@ -73,11 +78,41 @@ class PiiDetector(SyncDetector):
         if not entities or not request.text:
             return []
         floor = min([request.stage_config.min_score, *request.stage_config.thresholds.values()])
-        results = analyzer.analyze(
-            request.text,
-            language="en",
-            entities=entities,
-            score_threshold=floor,
-            allow_list=NON_PERSONAL,
-        )
+
+        def run(text: str) -> list[Any]:
+            return list(
+                analyzer.analyze(
+                    text,
+                    language="en",
+                    entities=entities,
+                    score_threshold=floor,
+                    allow_list=NON_PERSONAL,
+                )
+            )
+
+        results = run(request.text)
+        norm = request.norm
+        if norm is not None and norm.may_join:
+            results += _as_sent(run(norm.original), results, norm)
         return detections(results)
+
+
+def _as_sent(raw: list[Any], folded: list[Any], norm: Normalised) -> list[Any]:
+    """Matches of the text as sent that folding lost, moved onto the normalised text.
+
+    Folding a separator ("1663\u00a03758-073021-57362" -> "1663 3758-...") can let a
+    pattern run on into a neighbour and miss what the raw text plainly held.
+    """
+    kept = []
+    for result in raw:
+        span = norm.from_original(result.start, result.end)
+        if span is None:
+            continue
+        start, end = span
+        if any(
+            f.entity_type == result.entity_type and f.start < end and start < f.end for f in folded
+        ):
+            continue
+        result.start, result.end = start, end
+        kept.append(result)
+    return kept

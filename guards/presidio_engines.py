@@ -60,6 +60,7 @@ def nlp_engine(model_path: str | None) -> Any:
 def pii_analyzer(model_path: str | None) -> Any:
     """An `AnalyzerEngine` with Presidio's predefined recognizers on the chosen NLP engine."""
     from guards._context import WindowContextEnhancer
+    from guards._id_recognizers import id_recognizers
     from guards._pii_recognizers import card_recognizer, context_phone_recognizer
 
     presidio = _presidio()
@@ -67,8 +68,11 @@ def pii_analyzer(model_path: str | None) -> Any:
     registry = presidio.RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=engine)
     registry.remove_recognizer("PhoneRecognizer")  # replaced, see guards._pii_recognizers
+    registry.remove_recognizer("IpRecognizer")  # replaced, see guards._id_recognizers
     registry.add_recognizer(card_recognizer())
     registry.add_recognizer(context_phone_recognizer())
+    for recognizer in id_recognizers():
+        registry.add_recognizer(recognizer)
     # Two words after a match count as context too: "416 60 039 office", "555-0100 (mobile)".
     enhancer = WindowContextEnhancer(prefix_words=5, suffix_words=2)
     return presidio.AnalyzerEngine(

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 
 import structlog
+from opentelemetry import trace
 
 from guards.base import Action, Detection, Detector, Finding, ScanRequest, ScreenResult, Stage
 from guards.config import ScreeningConfig, StageConfig
@@ -31,6 +32,7 @@ from guards.registry import DETECTORS
 __all__ = ["Screener"]
 
 log = structlog.get_logger("guards")
+_tracer = trace.get_tracer("guards")  # the service's provider, when it has one
 
 # NFKC can expand a character up to 18 times; a text may grow at most this much.
 _MAX_EXPANSION = 2
@@ -89,7 +91,7 @@ class Screener:
             norm = normalise(text)
         if len(norm.text) > _MAX_EXPANSION * stage_config.max_length:
             return self._too_long(text, stage_config.max_length, len(text), started)
-        request = ScanRequest(norm.text, stage, stage_config, config)
+        request = ScanRequest(norm.text, stage, stage_config, config, norm)
         names = stage_config.detectors_for(stage)
         outcomes = await asyncio.gather(
             *(self._run(name, request) for name in names), return_exceptions=True
@@ -127,7 +129,8 @@ class Screener:
         )
 
     async def _run(self, name: str, request: ScanRequest) -> list[Detection]:
-        return await self.detector(name).detect(request)
+        with _tracer.start_as_current_span(f"detector.{name}"):
+            return await self.detector(name).detect(request)
 
     @staticmethod
     def _findings(

@@ -12,15 +12,22 @@ A backend takes an `ExecutionSpec` (code, inputs, `Limits`, egress rules) and re
     sandbox_error  the sandbox itself failed (runtime error, missing image); not the code's fault
 
 A request screening refuses never reaches a backend: `blocked` is the service's status.
+
+Besides one-shot runs, a backend may hold *sessions* (`start_session`): one long-lived sandbox
+per session whose interpreter keeps its state between executions (see `SandboxSession`).
+Output can be followed as it is produced by passing an `OutputSink`.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from sandbox.languages import IMAGES, language
 
 if TYPE_CHECKING:
     from sandbox.config import BackendConfig
@@ -30,9 +37,16 @@ __all__ = [
     "EgressSpec",
     "ExecutionResult",
     "ExecutionSpec",
+    "FileOut",
     "Limits",
+    "OutputSink",
+    "RichResult",
     "SandboxBackend",
+    "SandboxSession",
     "SandboxUnavailable",
+    "SessionEnded",
+    "SessionSpec",
+    "SessionsUnsupported",
     "Status",
 ]
 
@@ -112,14 +126,48 @@ class ExecutionSpec(BaseModel):
     image: str | None = Field(
         None,
         pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
-        description="The image (a recipe under `images/`) to run in; None: the language's own.",
+        description="The image to run on (one that runs the language); None: its default.",
     )
     stdin: str | None = None
-    files: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str | bytes] = Field(
+        default_factory=dict, description="Relative path -> text, or bytes for a binary file."
+    )
+    outputs: tuple[str, ...] = Field(
+        default=(), description="Glob patterns under /work of files to return (`files` out)."
+    )
     limits: Limits = Limits()
     egress: EgressSpec | None = Field(
         None, description="The egress allowlist; None means no network at all."
     )
+
+    @model_validator(mode="after")
+    def _runnable(self) -> ExecutionSpec:
+        chosen = self.image_name()  # raises UnknownLanguage or UnknownImage (ValueErrors)
+        if self.egress is not None and not IMAGES[chosen].egress:
+            raise ValueError(f"image {chosen!r} has no egress forwarder; egress must be None")
+        return self
+
+    def image_name(self) -> str:
+        """The image this spec runs on: `image`, or the language's default."""
+        return language(self.language).image_for(self.image)
+
+
+class RichResult(BaseModel):
+    """A rich value the code produced: its final expression, a `display()`, a figure."""
+
+    kind: Literal["execute_result", "display", "figure"]
+    data: dict[str, JsonValue] = Field(
+        description="MIME type -> value: `text/plain`, `text/html`, `application/json`, "
+        "`image/png` (base64)."
+    )
+
+
+class FileOut(BaseModel):
+    """A file of `/work` returned because it matched one of the spec's `outputs` patterns."""
+
+    size: int
+    sha256: str
+    content_base64: str
 
 
 class ExecutionResult(BaseModel):
@@ -138,10 +186,88 @@ class ExecutionResult(BaseModel):
     peak_memory_bytes: int = 0
     detail: str | None = Field(None, description="Why the status is what it is, when not `ok`.")
     egress: list[EgressAttempt] = Field(default_factory=list)
+    results: list[RichResult] = Field(default_factory=list, description="Rich values, in order.")
+    files: dict[str, FileOut] = Field(default_factory=dict, description="Files out, by path.")
+    execution_count: int | None = Field(None, description="In a session: its n-th execution.")
 
 
 class SandboxUnavailable(Exception):
     """The backend cannot run anything now (runtime missing, image not built, daemon down)."""
+
+
+OutputSink = Callable[[Literal["stdout", "stderr"], bytes], Awaitable[None]]
+"""Receives the code's output as it is produced (the stream, the raw bytes of one chunk)."""
+
+
+class SessionSpec(BaseModel):
+    """A session's sandbox: fixed at its start, capped for its whole life."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    language: str = "python"
+    image: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    limits: Limits = Field(
+        Limits(),
+        description="`memory_mb`, `max_processes`, `disk_mb`, `cpus` hold for the session's "
+        "life; time and output caps are per execution (`SandboxSession.execute`).",
+    )
+    egress: EgressSpec | None = None
+
+
+class SessionEnded(Exception):
+    """The session's sandbox is gone; `reason` says why (`memory_limit`, `killed`, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the session ended ({reason})")
+        self.reason = reason
+
+
+class SessionsUnsupported(SandboxUnavailable):
+    """This backend holds no sessions."""
+
+
+class SandboxSession(abc.ABC):
+    """One session's sandbox, used by one caller at a time (the service serialises executions).
+
+    `execute` runs code in the session's interpreter, Jupyter-like: variables, imports and
+    `/work` persist; the value of a final expression comes back in `results`. A wall-clock or
+    CPU timeout interrupts the code (KeyboardInterrupt) and the session lives on with its state;
+    if the code does not stop within a grace, or a memory or process limit is reached, the
+    sandbox is destroyed and the session ends (`ended` says why; later calls raise
+    `SessionEnded`). Files are read and written inside the sandbox's `/work`.
+    """
+
+    session_id: str
+
+    @property
+    @abc.abstractmethod
+    def ended(self) -> str | None:
+        """Why the sandbox is gone, or None while it lives."""
+
+    @abc.abstractmethod
+    async def execute(
+        self,
+        code: str,
+        *,
+        limits: Limits,
+        stdin: str | None = None,
+        outputs: tuple[str, ...] = (),
+        on_output: OutputSink | None = None,
+    ) -> ExecutionResult:
+        """Run `code` within the per-execution caps of `limits` (time, CPU, output)."""
+
+    @abc.abstractmethod
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Write `data` to `/work/<path>` (parents made); SessionEnded if the sandbox is gone."""
+
+    @abc.abstractmethod
+    async def read_file(self, path: str, max_bytes: int) -> bytes:
+        """The bytes of `/work/<path>`; FileNotFoundError, or ValueError past `max_bytes`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Destroy the sandbox (idempotent); nothing of it is left afterwards."""
 
 
 class SandboxBackend(abc.ABC):
@@ -160,8 +286,14 @@ class SandboxBackend(abc.ABC):
         raise NotImplementedError(f"{cls.__name__} is not built from settings")
 
     @abc.abstractmethod
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` to completion within its limits."""
+
+    async def start_session(self, spec: SessionSpec) -> SandboxSession:
+        """Start a session's sandbox; SessionsUnsupported when this backend holds none."""
+        raise SessionsUnsupported(f"the {self.name} backend does not hold sessions")
 
     @abc.abstractmethod
     def checks(self) -> dict[str, str | None]:

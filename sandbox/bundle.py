@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sandbox.attachment import Attachment, Bind
-from sandbox.base import ExecutionSpec, MiB
+from sandbox.base import ExecutionSpec, Limits, MiB
 from sandbox.languages import Language
 
 __all__ = [
@@ -44,6 +45,7 @@ BASE_ENV = {
     "LANG": "C.UTF-8",
     "PYTHONPATH": WORK_DIR,
     "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",  # output reaches the host as it is written (streaming)
 }
 
 
@@ -85,13 +87,14 @@ def safe_relative_path(name: str) -> PurePosixPath:
     return path
 
 
-def launcher(language: Language, setup: str | None = None) -> str:
+def launcher(language: Language, limits: Limits, setup: str | None = None) -> str:
     """The shell script that starts the code: copy the files into /work, run the attachments'
     setup (the egress forwarder), then exec the program so it is the sandbox's main process."""
     steps = ["set -e", f"cp -R {INPUT_DIR}/files/. {WORK_DIR}/", f"cd {WORK_DIR}"]
     if setup:
         steps.append(setup)
-    steps.append("exec " + shlex.join([*language.command, f"{INPUT_DIR}/{language.filename}"]))
+    script = f"{INPUT_DIR}/{language.filename}"
+    steps.append("exec " + shlex.join(language.argv(script, limits.memory_mb)))
     return "\n".join(steps)
 
 
@@ -101,9 +104,12 @@ def write_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> No
     targets = [(directory / "files" / safe_relative_path(n), t) for n, t in spec.files.items()]
     (directory / "files").mkdir(parents=True)
     (directory / language.filename).write_text(spec.code, encoding="utf-8")
-    for target, text in targets:
+    if language.prelude:
+        prelude = resources.files("sandbox.prelude").joinpath(language.prelude)
+        (directory / "prelude").write_bytes(prelude.read_bytes())
+    for target, content in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     for path in [directory, *directory.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
@@ -147,23 +153,20 @@ def write_bundle(
     inputs = bundle / "input"
     write_inputs(inputs, spec, language)
     limits = spec.limits
-    process_env = {**BASE_ENV, **attachment.env}
+    nproc = language.task_limit(limits.max_processes)
+    process_env = {**BASE_ENV, **language.env, **attachment.env}
     config = {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
             "user": {"uid": SANDBOX_UID, "gid": SANDBOX_GID},
-            "args": ["/bin/sh", "-c", launcher(language, attachment.setup)],
+            "args": ["/bin/sh", "-c", launcher(language, limits, attachment.setup)],
             "env": [f"{k}={v}" for k, v in process_env.items()],
             "cwd": "/",
             "capabilities": {},
             "noNewPrivileges": True,
             "rlimits": [
-                {
-                    "type": "RLIMIT_NPROC",
-                    "hard": limits.max_processes,
-                    "soft": limits.max_processes,
-                },
+                {"type": "RLIMIT_NPROC", "hard": nproc, "soft": nproc},
                 {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
                 {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
             ],

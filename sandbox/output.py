@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import codecs
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 __all__ = ["CappedOutput", "decode_output"]
 
@@ -13,13 +13,20 @@ CHUNK = 65536
 
 
 class CappedOutput:
-    """Keeps the first `cap` bytes of a stream and calls `on_overflow` once when it passes."""
+    """Keeps the first `cap` bytes of a stream and calls `on_overflow` once when it passes;
+    `follow` (if given) is handed each chunk of what is kept, as it arrives."""
 
-    def __init__(self, cap: int, on_overflow: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        cap: int,
+        on_overflow: Callable[[], None],
+        follow: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> None:
         self.cap = cap
         self.truncated = False
         self._buf = bytearray()
         self._on_overflow = on_overflow
+        self._follow = follow
 
     @property
     def data(self) -> bytes:
@@ -31,13 +38,13 @@ class CappedOutput:
         full pipe) but store nothing more."""
         while chunk := await reader.read(CHUNK):
             room = self.cap - len(self._buf)
-            if len(chunk) > room:
-                self._buf += chunk[: max(room, 0)]
-                if not self.truncated:
-                    self.truncated = True
-                    self._on_overflow()
-            else:
-                self._buf += chunk
+            kept = chunk[: max(room, 0)]
+            self._buf += kept
+            if len(chunk) > room and not self.truncated:
+                self.truncated = True
+                self._on_overflow()
+            if kept and self._follow is not None:
+                await self._follow(kept)
 
 
 def decode_output(data: bytes, *, truncated: bool = False) -> tuple[str, str | None]:

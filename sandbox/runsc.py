@@ -24,6 +24,7 @@ from sandbox.attachment import Attacher, Attachment, no_attachment
 from sandbox.base import (
     ExecutionResult,
     ExecutionSpec,
+    OutputSink,
     SandboxBackend,
     SandboxUnavailable,
 )
@@ -115,11 +116,13 @@ class RunscBackend(SandboxBackend):
 
     # -- one execution --------------------------------------------------------------------
 
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` in a fresh sandbox; everything it made is gone when this returns."""
         lang = language(spec.language)
         try:
-            rootfs = self.images.rootfs(spec.image or lang.image)
+            rootfs = self.images.rootfs(spec.image_name())
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         bundle = self.run_dir / spec.execution_id
@@ -141,7 +144,9 @@ class RunscBackend(SandboxBackend):
                     max_processes=spec.limits.max_processes,
                     cpus=spec.limits.cpus,
                 )
-                result = await self._supervise(spec, bundle, container, cgroup, attachment)
+                result = await self._supervise(
+                    spec, bundle, container, cgroup, attachment, on_output
+                )
                 return result.model_copy(update={"egress": attachment.attempts()})
         finally:
             await self._teardown(container, cgroup, bundle)
@@ -167,8 +172,9 @@ class RunscBackend(SandboxBackend):
         container: str,
         cgroup: SandboxCgroup,
         attachment: Attachment,
+        on_output: OutputSink | None,
     ) -> ExecutionResult:
-        watch = Watch(spec.limits, cgroup)
+        watch = Watch(spec.limits, cgroup, on_output)
         uds = ["--host-uds=open"] if attachment.needs_host_uds else []
         proc = await asyncio.create_subprocess_exec(
             *self._command(bundle, container, *uds),

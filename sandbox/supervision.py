@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal
 
 import structlog
 
-from sandbox.base import ExecutionResult, Limits, Status
+from sandbox.base import ExecutionResult, Limits, OutputSink, Status
 from sandbox.cgroup import CgroupUsage, SandboxCgroup
 from sandbox.output import CappedOutput, decode_output
 
@@ -35,17 +35,35 @@ KILL_GRACE_S = 3.0
 HOST_BASELINE_PROCS = 3
 
 
+def _follow(
+    sink: OutputSink | None, stream: Literal["stdout", "stderr"]
+) -> Callable[[bytes], Awaitable[None]] | None:
+    if sink is None:
+        return None
+
+    async def follow(chunk: bytes) -> None:
+        await sink(stream, chunk)
+
+    return follow
+
+
 class Watch:
     """The limits watched while one sandbox runs; `stop` is set at the first one passed."""
 
-    def __init__(self, limits: Limits, cgroup: SandboxCgroup) -> None:
+    def __init__(
+        self, limits: Limits, cgroup: SandboxCgroup, on_output: OutputSink | None = None
+    ) -> None:
         self.limits = limits
         self.cgroup = cgroup
         self.reasons: list[str] = []
         self.stop = asyncio.Event()
         self.peak_procs = 0
-        self.out = CappedOutput(limits.output_bytes, lambda: self.trigger("output"))
-        self.err = CappedOutput(limits.output_bytes, lambda: self.trigger("output"))
+        self.out = CappedOutput(
+            limits.output_bytes, lambda: self.trigger("output"), _follow(on_output, "stdout")
+        )
+        self.err = CappedOutput(
+            limits.output_bytes, lambda: self.trigger("output"), _follow(on_output, "stderr")
+        )
         self.started = time.monotonic()
         self._io: list[asyncio.Task[Any]] = []
         self._background: list[asyncio.Task[Any]] = []

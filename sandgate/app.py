@@ -1,8 +1,10 @@
 """The app factory: the middleware, the error table, the routes, and the parts' lifespan.
 
-Middleware, outermost first: request ids and the access log line; the audit trail (one record
-per answered request its pipeline did not record); the request body limit (413). A worker
-(role `worker`) serves only health, readiness and metrics; it takes its work from the queue.
+Middleware, outermost first (inside FastAPI's own server span, `sandgate.tracing`): request
+ids, the headers a step asked for (`RateLimit-*`), the access log line and the request
+metrics; the audit trail (one record per answered request its pipeline did not record); the
+request body limit (413). A worker (role `worker`) serves only health, readiness and metrics;
+it takes its work from the queue.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi import FastAPI
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandgate import __version__
-from sandgate.api import audit, execute, executions, health, policies, screen
+from sandgate.api import audit, execute, executions, health, policies, screen, sessions, usage
 from sandgate.api import metrics as metrics_api
 from sandgate.api.responses import install_openapi
 from sandgate.audit.auditor import Auditor
@@ -24,9 +26,12 @@ from sandgate.audit.trail import AuditTrail
 from sandgate.bodylimit import BodyLimitMiddleware
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
+from sandgate.metrics import Metrics
+from sandgate.observe import count_request
 from sandgate.pipeline import carry
 from sandgate.services import Services, running
 from sandgate.settings import Settings
+from sandgate.tracing import FASTAPI_TELEMETRY
 
 __all__ = ["create_app"]
 
@@ -64,6 +69,9 @@ def create_app(
     def auditor() -> Auditor | None:
         return started[0].auditor if started else None
 
+    def metrics() -> Metrics | None:
+        return started[0].metrics if started else None
+
     docs = settings.public_docs
     app = FastAPI(
         title="Sandgate",
@@ -73,15 +81,19 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuditTrail, auditor=auditor)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        RequestIdMiddleware,
+        on_end=lambda route, status, seconds: count_request(metrics(), route, status, seconds),
+    )
     routers = [health.router, metrics_api.router]
     if settings.role != "worker":
-        routers += [execute.router, executions.router, screen.router, policies.router]
-        routers += [audit.router]
+        routers += [execute.router, executions.router, screen.router, sessions.router]
+        routers += [policies.router, audit.router, usage.router]
     for router in routers:
         app.include_router(router)
     install_openapi(app)

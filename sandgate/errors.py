@@ -4,15 +4,24 @@
     ├── Unauthorized         401 unauthorized        missing, unknown or revoked API key
     ├── Forbidden            403 forbidden           the key lacks the scope
     ├── PolicyRefused        403 policy_refused      asked for a looser or unknown policy
-    ├── NotFound             404 not_found
+    ├── ScreeningBlocked     403 screening_blocked   a file in or out was blocked by screening
+    ├── NotFound             404 not_found           (`session_not_found`, `file_not_found`)
     ├── PayloadTooLarge      413 payload_too_large
     ├── (body unreadable)    400 bad_request          not JSON, or not UTF-8
     ├── (wrong method)       405 method_not_allowed
     ├── (body not JSON)      415 unsupported_media_type
     ├── InvalidInput         422 invalid_request     the schema or a rule of the policy is
     │                                                broken; `details` name each field (`loc`)
+    ├── Conflict             409 session_busy        the session runs another execution
+    ├── Gone                 410 session_ended       the session ended; `details` give why
     ├── Busy                 429 busy                no sandbox slot in time (Retry-After)
+    ├── RateLimited          429 rate_limited        the key's or tenant's bucket is empty
+    │                                                (Retry-After, RateLimit-*)
+    ├── QuotaExceeded        429 quota_exceeded      a quota of the key or tenant is used up
+    │                                                (named in the message and `details`)
+    ├── NotSupported         501 not_supported       the backend cannot do this (named)
     └── Unavailable          503 unavailable         backend, image or audit store down
+        └── StoreUnavailable 503 unavailable         keys, usage or sessions' store down
         (AuditUnavailable from `sandgate.audit` is answered the same way)
 
 Every answer is JSON: `{"error": {"type", "message", "details"?}, "request_id"}`. Validation
@@ -38,11 +47,20 @@ from sandgate.audit.errors import AuditUnavailable
 __all__ = [
     "ERROR",
     "Busy",
+    "Conflict",
+    "Gone",
+    "NotSupported",
+    "ScreeningBlocked",
+    "SessionNotFound",
+    "StoreUnavailable",
+    "FileMissing",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
     "PolicyRefused",
+    "QuotaExceeded",
+    "RateLimited",
     "SandgateError",
     "Unauthorized",
     "Unavailable",
@@ -101,11 +119,29 @@ class PolicyRefused(Forbidden):
     type = "policy_refused"
 
 
+class ScreeningBlocked(Forbidden):
+    """Screening blocked what the request would have written or returned."""
+
+    type = "screening_blocked"
+
+
 class NotFound(SandgateError):
     """No such resource."""
 
     status_code = 404
     type = "not_found"
+
+
+class SessionNotFound(NotFound):
+    """No session of that id for this tenant (another tenant's is never revealed)."""
+
+    type = "session_not_found"
+
+
+class FileMissing(NotFound):
+    """No such file in the session's /work."""
+
+    type = "file_not_found"
 
 
 class PayloadTooLarge(SandgateError):
@@ -129,6 +165,41 @@ class Busy(SandgateError):
     type = "busy"
 
 
+class RateLimited(SandgateError):
+    """The key's or its tenant's rate-limit bucket for the route is empty."""
+
+    status_code = 429
+    type = "rate_limited"
+
+
+class Conflict(SandgateError):
+    """The resource is busy with another request."""
+
+    status_code = 409
+    type = "session_busy"
+
+
+class Gone(SandgateError):
+    """The resource has ended."""
+
+    status_code = 410
+    type = "session_ended"
+
+
+class QuotaExceeded(SandgateError):
+    """A quota of the key or tenant is used up; the message names it."""
+
+    status_code = 429
+    type = "quota_exceeded"
+
+
+class NotSupported(SandgateError):
+    """The configured backend cannot do what was asked; the message names one that can."""
+
+    status_code = 501
+    type = "not_supported"
+
+
 class Unavailable(SandgateError):
     """A part the request needs is down; nothing was done."""
 
@@ -136,16 +207,32 @@ class Unavailable(SandgateError):
     type = "unavailable"
 
 
-def error_for(type_: str, message: str, status_code: int) -> SandgateError:
+class StoreUnavailable(Unavailable):
+    """A store shared by the nodes (keys, usage, the sessions' registry) cannot be reached."""
+
+
+def error_for(
+    type_: str,
+    message: str,
+    status_code: int,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> SandgateError:
     """The error of an answer given elsewhere (a worker's), by its type: raised here, it is
     answered the same way."""
     pending: list[type[SandgateError]] = [SandgateError]
-    while pending:
+    error: SandgateError | None = None
+    while pending and error is None:
         kind = pending.pop()
         if kind.type == type_ and kind.status_code == status_code:
-            return kind(message)
+            error = kind(message) if kind is Unauthorized else kind(message, details=details)
         pending.extend(kind.__subclasses__())
-    return Unavailable(message) if status_code >= 500 else InvalidInput(message)
+    if error is None:
+        error = Unavailable(message) if status_code >= 500 else InvalidInput(message)
+    error.details = details
+    if headers:
+        error.headers = (error.headers or {}) | headers
+    return error
 
 
 def error_body(request: Request | None, type_: str, message: str, details: Any = None) -> Any:

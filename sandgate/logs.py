@@ -14,16 +14,19 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware", "configure_logging", "request_id_var"]
+from sandgate.tracing import add_trace_ids
+
+__all__ = ["EXTRA_HEADERS", "RequestIdMiddleware", "configure_logging", "request_id_var"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 request_id_var = "request_id"
+EXTRA_HEADERS = "response_headers"  # the request state's key for headers its answer must carry
 log = structlog.get_logger("sandgate.request")
 
 
@@ -39,6 +42,7 @@ def configure_logging(level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_pid,
+        add_trace_ids,
     ]
     structlog.configure(
         processors=[
@@ -71,10 +75,15 @@ def configure_logging(level: str = "info") -> None:
 
 
 class RequestIdMiddleware:
-    """Binds a request id to the logging context, echoes it as `X-Request-ID`, logs the end."""
+    """Binds a request id to the logging context, echoes it as `X-Request-ID` (with any headers
+    a step left in the request's state under `EXTRA_HEADERS`), logs the end, and hands route,
+    status and duration to `on_end` (the request metrics)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, on_end: Callable[[str, int, float], None] | None = None
+    ) -> None:
         self.app = app
+        self.on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +91,8 @@ class RequestIdMiddleware:
             return
         sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _TOKEN.match(sent) else uuid.uuid4().hex
-        scope.setdefault("state", {})[request_id_var] = request_id
+        state = scope.setdefault("state", {})
+        state[request_id_var] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -93,6 +103,13 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                extra: dict[str, str] = state.get(EXTRA_HEADERS) or {}
+                headers += [
+                    (name.lower().encode("latin-1"), value.encode("latin-1"))
+                    for name, value in extra.items()
+                    if name.lower().encode("latin-1") not in present
+                ]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message["headers"] = headers
             await send(message)
@@ -101,11 +118,14 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             # The route's template, never the raw path: a caller may put anything in a URL.
-            route = getattr(scope.get("route"), "path", None)
+            route = getattr(scope.get("route"), "path", None) or "(no route)"
+            seconds = time.perf_counter() - started
             log.info(
                 "request",
                 method=scope["method"],
-                route=route or "(no route)",
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
             )
+            if self.on_end is not None:
+                self.on_end(route, status, seconds)

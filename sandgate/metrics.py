@@ -76,9 +76,9 @@ class Metrics:
             ["stage", "verdict"],
             registry=self.registry,
         )
-        self.queue_wait = Histogram(
-            "sandgate_queue_wait_seconds",
-            "Time executions waited in the queue before a worker started them.",
+        self.dispatch_wait = Histogram(
+            "sandgate_dispatch_wait_seconds",
+            "Time executions waited in the dispatch queue before a worker started them.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60),
             registry=self.registry,
         )
@@ -94,6 +94,58 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+
+        self.execution_cpu_seconds = Histogram(
+            "sandgate_execution_cpu_seconds",
+            "CPU-seconds of each execution (`cpu_ms`): the cost of a task; sum/count is the "
+            "cost per execution.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "sandgate_requests_total",
+            "Answered requests by route template and status code.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "sandgate_request_seconds",
+            "Time to answer, by route template.",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.step_seconds = Histogram(
+            "sandgate_step_seconds",
+            "Time of each traced step of a request (auth, policy.resolve, screen.<stage>, "
+            "detector.<name>, sandbox.queue_wait, sandbox.run, budget.charge, audit.commit).",
+            ["step"],
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.queue_wait_seconds = Histogram(
+            "sandgate_queue_wait_seconds",
+            "Time executions waited for a free sandbox slot (refused ones included).",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.cpu_budget_tripped = Gauge(
+            "sandgate_cpu_budget_tripped",
+            "1 while the host's CPU breaker refuses new executions (open or half-open).",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.cpu_seconds_last_hour = Gauge(
+            "sandgate_cpu_seconds_last_hour",
+            "CPU-seconds of executions on this host in the trailing hour (breaker's view).",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def cpu_budget_changed(self, state: str, used_s: float) -> None:
+        """The CPU breaker moved: the alert gauge follows it."""
+        self.cpu_budget_tripped.set(0 if state == "closed" else 1)
+        self.cpu_seconds_last_hour.set(used_s)
 
     def exposition(self) -> bytes:
         """The Prometheus text of this process, or of every worker when they share."""

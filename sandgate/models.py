@@ -7,15 +7,18 @@ field, at the edge, before anything is screened, run or written.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from guards import Action, Finding, Stage
-from sandbox.base import EgressAttempt, Status
+from sandbox.base import EgressAttempt, FileOut, RichResult, Status
 from sandbox.bundle import BundleError, safe_relative_path
-from sandbox.languages import LANGUAGES
+from sandbox.languages import IMAGES, LANGUAGES
 from sandgate.pipeline.screening import StageScreening
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "ExecuteResponse",
     "ExecutionsRequest",
     "ExecutionStatus",
+    "FileIn",
     "PolicyRef",
     "ScreenRequest",
     "ScreenResponse",
@@ -32,6 +36,7 @@ __all__ = [
 ]
 
 MAX_FILES = 64
+MAX_OUTPUT_PATTERNS = 16
 
 
 def _utf8(text: str) -> str:
@@ -65,22 +70,81 @@ class ExecutionStatus(StrEnum):
         return cls(status.value)
 
 
+class FileIn(BaseModel):
+    """A binary input file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content_base64: str = Field(description="The file's bytes, base64 (RFC 4648).")
+
+    @field_validator("content_base64")
+    @classmethod
+    def _decodes(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not valid base64") from None
+        return value
+
+    def data(self) -> bytes:
+        """The decoded bytes."""
+        return base64.b64decode(self.content_base64)
+
+
+def _language(name: str) -> str:
+    if name not in LANGUAGES:
+        raise ValueError(f"unknown language; known: {', '.join(sorted(LANGUAGES))}")
+    return name
+
+
+def _image(name: str) -> str:
+    if name not in IMAGES:
+        raise ValueError(f"unknown image; known: {', '.join(sorted(IMAGES))}")
+    return name
+
+
+LanguageName = Annotated[str, AfterValidator(_language)]
+ImageName = Annotated[str, AfterValidator(_image)]
+
+
+def _output_pattern(pattern: str) -> str:
+    if not pattern or pattern.startswith("/") or ".." in PurePosixPath(pattern).parts:
+        raise ValueError("a glob relative to /work, without '..'")
+    if len(pattern.encode("utf-8")) > 1024 or "\x00" in pattern:
+        raise ValueError("at most 1024 bytes, no NUL")
+    return pattern
+
+
 class ExecuteRequest(BaseModel):
     """`POST /execute`: code to run, with optional stdin, files and a stricter policy."""
 
     model_config = ConfigDict(extra="forbid")
 
     code: Text = Field(description="The program's source.", min_length=1)
-    language: str = Field("python", description="One of the languages the service has images for.")
+    language: LanguageName = Field(
+        "python", description="One of the languages the service has images for."
+    )
+    image: ImageName | None = Field(
+        None,
+        description="The image to run on (`python`, `python-data`, `node`, `bash`): one that "
+        "runs the language and that the policy allows; default the language's own.",
+    )
     stdin: Text | None = Field(None, description="Text fed to the program's standard input.")
     timeout_s: float | None = Field(
         None, gt=0, description="Wall-clock limit; at most the policy's `limits.timeout_s`."
     )
-    files: dict[Text, Text] = Field(
+    files: dict[Text, Text | FileIn] = Field(
         default_factory=dict,
         max_length=MAX_FILES,
-        description="Relative path -> text, written into the working directory /work. Paths: "
-        "no `..`, at most 16 parts, 255 bytes a part and 1024 bytes in all (UTF-8).",
+        description='Relative path -> text, or `{"content_base64"}` for a binary file, written '
+        "into the working directory /work. Paths: no `..`, at most 16 parts, 255 bytes a part "
+        "and 1024 bytes in all (UTF-8).",
+    )
+    outputs: list[Annotated[Text, AfterValidator(_output_pattern)]] = Field(
+        default_factory=list,
+        max_length=MAX_OUTPUT_PATTERNS,
+        description="Glob patterns under /work (`*.csv`, `out/**`) of files to return in "
+        "`files`, capped by the policy.",
     )
     policy: Text | None = Field(None, description="A stricter policy to run under, by name.")
 
@@ -91,16 +155,9 @@ class ExecuteRequest(BaseModel):
             raise ValueError("code is empty")
         return code
 
-    @field_validator("language")
-    @classmethod
-    def _known_language(cls, name: str) -> str:
-        if name not in LANGUAGES:
-            raise ValueError(f"unknown language; known: {', '.join(sorted(LANGUAGES))}")
-        return name
-
     @field_validator("files")
     @classmethod
-    def _safe_paths(cls, files: dict[str, str]) -> dict[str, str]:
+    def _safe_paths(cls, files: dict[str, str | FileIn]) -> dict[str, str | FileIn]:
         paths = set()
         for name in files:
             try:
@@ -163,6 +220,19 @@ class ExecuteResponse(BaseModel):
     screening: dict[str, StageScreening] = Field(
         default_factory=dict, description="Per stage (`code`, `output`): verdict and findings."
     )
+    results: list[RichResult] = Field(
+        default_factory=list,
+        description="The final expression's value, `display()` calls and figures, in order.",
+    )
+    files: dict[str, FileOut] = Field(
+        default_factory=dict, description="The files of /work that `outputs` asked for, by path."
+    )
+    files_truncated: bool = Field(
+        False, description="True when more files matched than the policy lets return."
+    )
+    execution_count: int | None = Field(
+        None, description="In a session: which execution of the session this was (1, 2, ...)."
+    )
 
 
 class ScreenRequest(BaseModel):
@@ -201,3 +271,55 @@ class ErrorBody(BaseModel):
 
     error: ErrorDetail
     request_id: str | None
+
+
+class SessionCreate(BaseModel):
+    """`POST /sessions`: a stateful interpreter, under the caller's policy or a stricter one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: LanguageName = Field("python", description="The session's language, as for /execute.")
+    image: ImageName | None = Field(None, description="The session's image, as for /execute.")
+    policy: Text | None = Field(None, description="A stricter policy to run under, by name.")
+    idle_timeout_s: float | None = Field(
+        None, gt=0, description="Ends the session after this long unused; at most the policy's."
+    )
+    ttl_s: float | None = Field(
+        None, gt=0, description="Ends the session this long after it starts; at most the policy's."
+    )
+
+
+class SessionView(BaseModel):
+    """A session as its owner sees it."""
+
+    session_id: str
+    state: str = Field(description="`active` or `ended`.")
+    end_reason: str | None = Field(
+        None, description="`idle`, `ttl`, `deleted`, `restart`, `memory_limit`, `killed`."
+    )
+    language: str
+    image: str | None
+    policy: PolicyRef
+    created_at: str
+    expires_at: str
+    idle_timeout_s: float
+    last_used_at: str
+    execution_count: int
+    files_bytes: int = Field(description="Bytes uploaded so far.")
+
+
+class SessionList(BaseModel):
+    """The caller's tenant's live sessions."""
+
+    sessions: list[SessionView]
+
+
+class FileWritten(BaseModel):
+    """`PUT /sessions/{id}/files/{path}`'s answer: what is now in /work (after screening)."""
+
+    path: str
+    size: int
+    sha256: str
+    screening: StageScreening | None = Field(
+        None, description="Stage `code`, for a text file (binary files are not screened)."
+    )

@@ -1,7 +1,8 @@
-"""The running service's parts, built from settings when the app starts and closed when it stops.
+"""The running service's parts, put together when the app starts and closed when it stops.
 
-`running(settings, backend=..., screener=...)` builds everything a request needs: the key store,
-the screener, the audit log, the policies (watched for changes), the dispatcher (Redis, or an
+`running(settings, backend=..., screener=...)` builds everything a request needs (each part is
+made in `sandgate.parts`): the key store, the screener, the audit log, the policies (watched
+for changes), the rate limiter, quotas and CPU breaker, the dispatcher (Redis, or an
 in-process queue), and on a node that runs sandboxes (role `all` or `worker`) the sandbox
 backend (reaping what a crash left when no sibling worker is alive), the executor and the
 webhook deliverer. An API node (role `api`) has no backend: its jobs go to the workers. A test
@@ -12,41 +13,51 @@ many in-process apps).
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
-from pydantic import SecretStr
 
-from guards.options import GuardOptions, NemoLLM
 from guards.screener import Screener
-from sandbox import BackendConfig, SandboxBackend, backend_class
-from sandbox.egress.attach import egress_attacher
+from sandbox import SandboxBackend
 from sandbox.image import ImageStore
 from sandgate import __version__
 from sandgate.audit.auditor import Auditor
-from sandgate.audit.base import AuditError
-from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
+from sandgate.breaker import CpuBreaker
 from sandgate.dispatch.base import Dispatcher
-from sandgate.dispatch.local import LocalDispatcher
-from sandgate.dispatch.streams import RedisDispatcher
-from sandgate.dispatch.webhooks import Webhooks
 from sandgate.executor import Executor
-from sandgate.keys import KeyStore
+from sandgate.keys import KeyStore, SqliteKeyStore
+from sandgate.keys.base import ENV_KEY_NAME
+from sandgate.keys.expiry import expires_at, expiring
 from sandgate.lease import WorkerLease
 from sandgate.metrics import Metrics
-from sandgate.policy.issues import PolicySetInvalid
-from sandgate.policy.loader import PolicySet
-from sandgate.policy.registry import PolicyRegistry, Rejection
-from sandgate.secretfile import persistent_secret
+from sandgate.observe import StepMetrics
+from sandgate.parts import (
+    guard_options,
+    image_store,
+    load_policies,
+    make_backend,
+    make_dispatcher,
+    open_auditor,
+    session_manager,
+)
+from sandgate.policy.registry import PolicyRegistry
+from sandgate.quotas import Budgets
+from sandgate.ratelimit import RateLimiter
+from sandgate.sessions.manager import SessionManager
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
+from sandgate.tracing import Tracing
+from sandgate.usage import SqliteUsageStore
 
-__all__ = ["Services", "make_backend", "running"]
+__all__ = ["Services", "running"]
 
 log = structlog.get_logger(__name__)
+LAST_USED_FLUSH_S = 5.0  # how often the keys' `last_used_at` is written, in one batch
+EXPIRY_LOG_S = 3600.0  # how often keys close to expiry are logged
 
 
 @dataclass
@@ -62,141 +73,33 @@ class Services:
     metrics: Metrics
     screener: Screener
     auditor: Auditor
+    sessions: SessionManager
+    limiter: RateLimiter
+    budgets: Budgets
+    tracing: Tracing
+    images: ImageStore
+
+    @property
+    def sandboxes(self) -> Executor:
+        """The executor, on a node that runs sandboxes (roles `all` and `worker`)."""
+        if self.executor is None:
+            raise RuntimeError("an API node runs no sandbox: its jobs go to the workers")
+        return self.executor
 
 
-def make_backend(settings: Settings) -> SandboxBackend:
-    """The sandbox backend the settings name."""
-    config = BackendConfig(
-        state_dir=settings.state_dir,
-        images=ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror),
-        attacher=egress_attacher(allow_private=settings.egress_allow_private),
-        runsc_path=settings.runsc_path,
-        runsc_platform=settings.runsc_platform,
-        docker_url=settings.docker_url,
-        docker_runtime=settings.docker_runtime,
-        docker_uds_runtime=settings.docker_uds_runtime,
-        docker_allow_runc=settings.docker_allow_runc,
-        docker_cgroup_root=settings.docker_cgroup_root,
-    )
-    return backend_class(settings.backend).from_config(config)
-
-
-def guard_options(settings: Settings) -> GuardOptions:
-    """The screener's host settings; the hash secret persists in the state directory."""
-    secret = settings.hash_secret or SecretStr(
-        persistent_secret(settings.state_dir / "hash_secret")
-    )
-    llm = None
-    if settings.nemo_llm_url and settings.nemo_llm_model:
-        llm = NemoLLM(
-            base_url=settings.nemo_llm_url,
-            model=settings.nemo_llm_model,
-            api_key_env=settings.nemo_llm_key_env,
-        )
-    return GuardOptions(
-        spacy_model_path=settings.spacy_model_path, hash_secret=secret, nemo_llm=llm
-    )
-
-
-def open_auditor(settings: Settings) -> Auditor:
-    """The audit store the settings name (SQLite in the state directory by default)."""
-    key = (
-        settings.audit_hmac_key.get_secret_value()
-        if settings.audit_hmac_key
-        else persistent_secret(settings.state_dir / KEY_FILE)
-    ).encode()
-    if settings.audit_dsn == "off":
-        log.warning("audit.off", effect="nothing is audited; this instance never reports ready")
-        return Auditor(None, key)
-    dsn = settings.audit_dsn or f"sqlite://{settings.state_dir / 'audit.db'}"
-    try:
-        return Auditor(open_store(dsn, hmac_key=key), key)
-    except AuditError as exc:
-        raise RuntimeError(f"cannot open the audit store {redacted_dsn(dsn)}: {exc}") from None
-
-
-def make_dispatcher(
-    settings: Settings, metrics: Metrics, auditor: Auditor, *, runs: bool
-) -> Dispatcher:
-    """Redis when the settings name it, else the in-process queue; with the webhook deliverer
-    where jobs run (`runs`)."""
-    webhooks = None
-    if runs:
-        secret = settings.webhook_secret or SecretStr(
-            persistent_secret(settings.state_dir / "webhook_secret")
-        )
-        webhooks = Webhooks(
-            secret.get_secret_value().encode(),
-            attempts=settings.webhook_attempts,
-            backoff_s=settings.webhook_backoff_s,
-            allow_private=settings.webhook_allow_private,
-            auditor=auditor,
-        )
-    node = settings.node_name or socket.gethostname()
-    # Each server process takes its share of the host's sandbox slots from the queue.
-    capacity = max(1, settings.max_concurrency // settings.workers)
-    if settings.redis_url is None:
-        return LocalDispatcher(
-            node=node,
-            capacity=capacity,
-            max_depth=settings.queue_max_depth,
-            ttl_s=settings.execution_ttl_s,
-            webhooks=webhooks,
-            metrics=metrics,
-        )
-    return RedisDispatcher(
-        settings.redis_url,
-        node=node,
-        capacity=capacity,
-        max_depth=settings.queue_max_depth,
-        ttl_s=settings.execution_ttl_s,
-        dead_after_s=settings.worker_dead_after_s,
-        webhooks=webhooks,
-        metrics=metrics,
-        grace_s=settings.shutdown_grace_s,
-    )
-
-
-def _finding_producers(screener: Screener) -> dict[str, set[str]]:
-    """Finding type -> the detectors that can report it."""
-    producers: dict[str, set[str]] = {}
-    for detector, types in screener.entities_by_detector().items():
-        for kind in types:
-            producers.setdefault(kind, set()).add(detector)
-    return producers
-
-
-def load_policies(
-    settings: Settings, screener: Screener, metrics: Metrics, auditor: Auditor
-) -> PolicyRegistry:
-    """The policy registry; every load and rejected reload is counted and audited."""
-
-    def on_change(loaded: PolicySet | None, rejected: Rejection | None) -> None:
-        metrics.policy_reloads.labels("ok" if loaded else "rejected").inc()
-        details: dict[str, object]
-        if loaded is not None:
-            action, verdict = "policy.load", "ok"
-            details = {"policies": {n: p.hash for n, p in loaded.policies.items()}}
-        else:
-            action, verdict = "policy.rejected", "rejected"
-            details = {"issues": [str(i) for i in (rejected.issues if rejected else [])][:20]}
-        auditor.record_background(
-            Auditor.event(
-                action, key=None, request_id=None, client=None, verdict=verdict, details=details
-            )
-        )
-
-    try:
-        return PolicyRegistry(
-            settings.policy_dir, producers=_finding_producers(screener), listener=on_change
-        )
-    except PolicySetInvalid as exc:
-        for issue in exc.issues:
-            log.error("policy.invalid", issue=str(issue))
-        raise RuntimeError(
-            f"the policies in {settings.policy_dir} are invalid; "
-            f"run `sandgate policy check {settings.policy_dir}`"
-        ) from None
+async def _housekeeping(keys: KeyStore, registry: PolicyRegistry, stop: asyncio.Event) -> None:
+    """Until `stop`: write the keys' noted uses every few seconds, and log the keys close to
+    expiry at start and every hour."""
+    warned_at = 0.0
+    while not stop.is_set():
+        await asyncio.to_thread(keys.flush_last_used)
+        if time.monotonic() - warned_at >= EXPIRY_LOG_S or not warned_at:
+            warned_at = time.monotonic()
+            listed = await asyncio.to_thread(keys.list)
+            for warning in expiring(listed, registry.current, time.time()):
+                log.warning("key.expiring", detail=warning)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LAST_USED_FLUSH_S)
 
 
 @asynccontextmanager
@@ -208,15 +111,16 @@ async def running(
 ) -> AsyncIterator[Services]:
     """Build the service's parts, yield them, and close them whatever happens."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(settings.state_dir / "keys.db")
-    if settings.api_key is not None:
-        keys.seed(settings.api_key.get_secret_value())
+    keys = SqliteKeyStore(settings.state_dir / "keys.db")
     if screener is None:
         screener = Screener(guard_options(settings))
         await asyncio.to_thread(screener.warm_up)
     metrics = Metrics()
     auditor = open_auditor(settings)
     registry = load_policies(settings, screener, metrics, auditor)
+    if settings.api_key is not None:
+        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
+        keys.seed(settings.api_key.get_secret_value(), expiry)
     runs = settings.role != "api"
     executor, lease = None, None
     if runs:
@@ -232,8 +136,22 @@ async def running(
     else:
         backend = None
     dispatch = make_dispatcher(settings, metrics, auditor, runs=runs)
+    limiter = RateLimiter(settings.redis_url)
+    tracing = Tracing(settings.otlp_endpoint, steps=StepMetrics(metrics))
+    usage = SqliteUsageStore(settings.state_dir / "usage.db")
+    breaker = CpuBreaker(
+        usage,
+        settings.cpu_budget_per_hour,
+        settings.cpu_breaker_cooldown_s,
+        on_change=metrics.cpu_budget_changed,
+    )
+    budgets = Budgets(usage, breaker, on_refused=lambda r: metrics.refused.labels(r).inc())
+    budgets.prune()
+    sessions = session_manager(settings, backend, auditor, budgets)
+    await sessions.start()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
+    housekeeper = asyncio.create_task(_housekeeping(keys, registry, stop_watching))
     if settings.egress_allow_private:
         log.warning("egress.private_allowed", effect=PRIVATE_EGRESS_WARNING)
     log.info(
@@ -256,11 +174,22 @@ async def running(
             metrics=metrics,
             screener=screener,
             auditor=auditor,
+            sessions=sessions,
+            limiter=limiter,
+            budgets=budgets,
+            tracing=tracing,
+            images=image_store(settings),
         )
     finally:
         stop_watching.set()
         await watcher
+        await housekeeper
+        await sessions.stop()
+        sessions.registry.close()
         keys.close()
+        await limiter.close()
+        usage.close()
+        tracing.close()
         if backend is not None:
             backend.close()
         if lease is not None:

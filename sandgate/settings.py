@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+import psutil
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +43,13 @@ class Settings(BaseSettings):
         ge=1,
         le=1024,
         description="Sandboxes running at once on this host, across all workers.",
+    )
+    sessions_memory_mb: int = Field(
+        default_factory=lambda: max(256, psutil.virtual_memory().total // (4 << 20)),
+        ge=0,
+        le=1 << 24,
+        description="Memory all sessions of this host may hold together, MiB (their caps "
+        "summed); default a quarter of the host's RAM. Past it, POST /sessions is 429 busy.",
     )
     queue_timeout_s: float = Field(
         10.0, ge=0, le=300, description="How long a request waits for a free sandbox before 429."
@@ -100,6 +108,26 @@ class Settings(BaseSettings):
         min_length=16,
         description="Signs audit checkpoints. Unset: a key kept in <state_dir>/audit_hmac_key.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis (`redis://host:6379/0`), shared by every worker and host: the work "
+        "queue, results, heartbeats, session routing and rate-limit buckets. Unset: an "
+        "in-process queue and buckets in each worker process's memory (role `all` only).",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector (`http://host:4318`): traces go to <endpoint>/v1/traces. "
+        "Unset: no trace leaves the process (log lines still carry trace and span ids).",
+    )
+    cpu_budget_per_hour: float | None = Field(
+        None,
+        gt=0,
+        description="Host-wide circuit breaker: CPU-seconds of executions per trailing hour past "
+        "which new executions are refused (503) until it recovers. Unset: no breaker.",
+    )
+    cpu_breaker_cooldown_s: float = Field(
+        60.0, gt=0, le=86_400, description="How long the tripped breaker waits before a probe."
+    )
     shutdown_grace_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long running requests may finish."
     )
@@ -107,11 +135,6 @@ class Settings(BaseSettings):
         "all",
         description="`all`: one process does everything; `api`: admission, screening of the "
         "code, dispatch and relay, no sandbox; `worker`: runs what the queue hands it.",
-    )
-    redis_url: str | None = Field(
-        None,
-        description="Redis (`redis://host:6379/0`): the work queue, results and heartbeats. "
-        "Unset: an in-process queue (role `all` only).",
     )
     node_name: str | None = Field(
         None,

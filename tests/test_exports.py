@@ -1,5 +1,6 @@
-"""Every module of the three packages declares `__all__`, each exported name exists and has a
-docstring, and the layering holds: `sandbox` and `guards` never import `sandgate`."""
+"""Every module of the three packages and of the client declares `__all__`, each exported name
+exists and has a docstring, and the layering holds: `sandbox`, `guards` and the client never
+import `sandgate`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import sandgate_client
 
 import guards
 import sandbox
@@ -17,7 +19,7 @@ import sandgate
 
 MODULES = sorted(
     info.name
-    for package in (sandgate, sandbox, guards)
+    for package in (sandgate, sandbox, guards, sandgate_client)
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
     if not info.name.endswith("__main__") and info.name != "sandbox.egress.forwarder"
 )
@@ -37,7 +39,7 @@ def test_when_module_is_imported_then_its_all_names_exist_with_docstrings(name: 
             assert value.__doc__, f"{name}.{item} has no docstring"
 
 
-@pytest.mark.parametrize("package", ["sandbox", "guards"])
+@pytest.mark.parametrize("package", ["sandbox", "guards", "sandgate_client"])
 def test_when_a_lower_package_is_imported_then_nothing_of_sandgate_is_loaded(package: str) -> None:
     names = [n for n in MODULES if n.startswith(package + ".")]
     code = (

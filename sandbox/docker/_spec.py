@@ -15,7 +15,7 @@ from typing import Any
 from docker.types import LogConfig, Ulimit
 
 from sandbox.attachment import Attachment
-from sandbox.base import ExecutionSpec, MiB
+from sandbox.base import ExecutionSpec, Limits, MiB
 from sandbox.bundle import (
     BASE_ENV,
     INPUT_DIR,
@@ -41,10 +41,10 @@ def write_docker_inputs(directory: Path, spec: ExecutionSpec, language: Language
     (directory / STDIN_FILE).chmod(0o644)
 
 
-def _command(language: Language, attachment: Attachment) -> list[str]:
+def _command(language: Language, limits: Limits, attachment: Attachment) -> list[str]:
     redirect = f"exec < {INPUT_DIR}/{STDIN_FILE}"
     setup = f"{attachment.setup}\n{redirect}" if attachment.setup else redirect
-    env = {**BASE_ENV, **attachment.env}
+    env = {**BASE_ENV, **language.env, **attachment.env}
     # `env -i`: exactly the runsc backend's environment; Docker would add HOSTNAME.
     return [
         "/usr/bin/env",
@@ -52,7 +52,7 @@ def _command(language: Language, attachment: Attachment) -> list[str]:
         *(f"{k}={v}" for k, v in env.items()),
         "/bin/sh",
         "-c",
-        launcher(language, setup),
+        launcher(language, limits, setup),
     ]
 
 
@@ -69,7 +69,7 @@ def container_config(
     """(create_container arguments, create_host_config arguments) for one execution."""
     limits = spec.limits
     memory = limits.memory_mb * MiB
-    nproc = limits.max_processes
+    nproc = language.task_limit(limits.max_processes)
     tmpfs_options = (
         f"size={limits.disk_mb}m,mode=0700,uid={SANDBOX_UID},gid={SANDBOX_GID},exec,nosuid,nodev"
     )
@@ -100,7 +100,7 @@ def container_config(
         "log_config": LogConfig(type="none"),
     }
     create = {
-        "command": _command(language, attachment),
+        "command": _command(language, limits, attachment),
         "user": f"{SANDBOX_UID}:{SANDBOX_GID}",
         "working_dir": "/",
         "hostname": "sandbox",

@@ -13,7 +13,7 @@ import structlog
 from docker.errors import DockerException
 
 from sandbox.attachment import Attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxUnavailable
+from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, SandboxUnavailable
 from sandbox.cgroup import SandboxCgroup
 from sandbox.docker._client import DockerCalls
 from sandbox.docker._stream import open_attach_stream
@@ -37,11 +37,12 @@ async def supervise(
     cgroup: SandboxCgroup,
     attachment: Attachment,
     freezer: Path,
+    on_output: OutputSink | None = None,
 ) -> ExecutionResult:
     """Attach, start, watch the limits, kill at the first one passed, and classify the outcome
     (the runsc backend's classification, from the same cgroup counters). `freezer` is the
     container's freezer cgroup, thawed when a kill hangs."""
-    watch = Watch(spec.limits, cgroup)
+    watch = Watch(spec.limits, cgroup, on_output)
     # Attached before the start, so not one byte of output is missed.
     hijacked = await calls.call(
         calls.api.attach_socket, cid, params={"stdout": 1, "stderr": 1, "stream": 1}

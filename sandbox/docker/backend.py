@@ -25,7 +25,13 @@ import structlog
 from docker.errors import DockerException, ImageNotFound, NotFound
 
 from sandbox.attachment import Attacher, no_attachment
-from sandbox.base import ExecutionResult, ExecutionSpec, SandboxBackend, SandboxUnavailable
+from sandbox.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    OutputSink,
+    SandboxBackend,
+    SandboxUnavailable,
+)
 from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup
 from sandbox.config import BackendConfig
 from sandbox.docker._client import DAEMON_ERRORS, DockerCalls, short
@@ -203,16 +209,17 @@ class DockerBackend(SandboxBackend):
 
     # -- one execution --------------------------------------------------------------------
 
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         """Run `spec` in a fresh container; everything it made is gone when this returns."""
         if self.runtime == "runc" and not self.allow_runc:
             raise SandboxUnavailable(self.runc_warning + "; refusing to run")
         if spec.egress is not None and self.attacher is None:
             raise SandboxUnavailable("egress was asked for but this backend has no egress proxy")
         lang = language(spec.language)
-        image_name = spec.image or lang.image
         try:
-            image = self.images.docker_tag(image_name)
+            image = self.images.docker_tag(spec.image_name())
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
         directory = self.run_dir / spec.execution_id
@@ -243,7 +250,7 @@ class DockerBackend(SandboxBackend):
                 except ImageNotFound as exc:
                     raise SandboxUnavailable(
                         f"Docker image {image} is missing; "
-                        f"run `sandgate image build {image_name} --docker`"
+                        f"run `sandgate image build {spec.image_name()} --docker`"
                     ) from exc
                 cid: str = created["Id"]
                 self._ours.append(cid)
@@ -260,7 +267,7 @@ class DockerBackend(SandboxBackend):
                         "the service needs the host's cgroup v1 tree, writable"
                     ) from exc
                 result = await supervise(
-                    self._calls, spec, cid, cgroup, attachment, self._freezer(cid)
+                    self._calls, spec, cid, cgroup, attachment, self._freezer(cid), on_output
                 )
                 return result.model_copy(update={"egress": attachment.attempts()})
         finally:

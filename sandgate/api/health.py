@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
 from sandgate.dispatch.base import QueueUnavailable
+from sandgate.keys.expiry import expiring
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
 
@@ -49,6 +52,23 @@ async def _queue_checks(services: Services) -> dict[str, Any]:
     return checks
 
 
+def _images_check(services: Services) -> dict[str, Any]:
+    """Every image with its recipe hash, size and whether it is built; failing when one the
+    loaded policies allow is not built."""
+    statuses = services.images.statuses()
+    allowed = {
+        i for p in services.policies.current.policies.values() for i in p.policy.allowed_images()
+    }
+    missing = sorted(s.name for s in statuses if s.name in allowed and not s.built)
+    check: dict[str, Any] = {
+        "ok": not missing,
+        "images": [s.model_dump(exclude_none=True) for s in statuses],
+    }
+    if missing:
+        check["detail"] = f"not built: {missing}; run `sandgate image build`"
+    return check
+
+
 @router.get(
     "/ready",
     name="ready",
@@ -71,6 +91,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks |= await _queue_checks(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    if backend is not None:  # images are the concern of the nodes that run sandboxes
+        checks["images"] = _images_check(services)
+    checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
     screener = services.screener
     checks["screening"] = {
         "ok": True,
@@ -88,6 +111,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
             f"policy reload rejected ({len(registry.rejected.issues)} problem(s), e.g. {first}); "
             "the last good policies stay in force"
         )
+    listed = await asyncio.to_thread(services.keys.list)
+    warnings += expiring(listed, registry.current, time.time())
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",

@@ -30,6 +30,7 @@ _WHY = {
     415: "The body is not JSON.",
     422: "The input breaks the schema or a rule of the policy; `details` name each field.",
     429: "No sandbox, rate or quota left now: retry after `Retry-After` seconds.",
+    501: "The configured sandbox backend cannot do this; the message names one that can.",
     503: "A part the request needs is down (sandbox runtime, image, audit log): nothing was done.",
 }
 # What every authenticated route can answer besides its own errors.

@@ -28,7 +28,7 @@ router = APIRouter(tags=["screen"])
 async def screen(
     body: ScreenRequest,
     services: ServicesDep,
-    who: Annotated[Caller, Depends(caller(Scope.SCREEN))],
+    who: Annotated[Caller, Depends(caller(Scope.SCREEN, "screen"))],
 ) -> ScreenResponse:
     """The verdict (allow, redact, block), each finding with offsets into the text as sent,
     and the text itself, redacted when the verdict is `redact`. Answered only once the audit

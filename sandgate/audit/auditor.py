@@ -31,6 +31,7 @@ from sandgate.audit.base import (
 from sandgate.audit.export import Format, export_lines
 from sandgate.audit.fit import cut, fit
 from sandgate.keys import ApiKey
+from sandgate.tracing import span
 
 __all__ = ["Auditor", "excerpt"]
 
@@ -119,7 +120,8 @@ class Auditor:
         if self._store is None:
             return None
         try:
-            return await anyio.to_thread.run_sync(self._store.append, event)
+            with span("audit.commit", action=event.action):
+                return await anyio.to_thread.run_sync(self._store.append, event)
         except AuditError as exc:
             log.error("audit.write_failed", action=event.action, error=type(exc).__name__)
             raise AuditUnavailable(

@@ -1,11 +1,13 @@
 """The audit trail: every answered request has exactly one record, committed before the answer.
 
 Pipelines (`/execute`, `/screen`, ...) write their own, detailed record and set
-`state[AUDITED]`. For every other answer (a refusal, a bad request, a read by an auditor or an
-operator) this middleware writes one before the answer's first byte: who asked (the key's id,
-never the key), the route, the status, and for an error its type and message, all scrubbed of
-key-shaped strings. If that record cannot be committed, the answer becomes a 503: nothing is
-answered unaudited. Liveness, readiness and the API docs are not audited.
+`state[AUDITED]` (a streamed answer sets `state[AUDIT_DEFERRED]` as it starts: its pipeline
+records when the stream ends, whatever happens). For every other answer (a refusal, a bad
+request, a read by an auditor or an operator) this middleware writes one before the answer's
+first byte: who asked (the key's id, never the key), the route, the status, and for an error
+its type and message, all scrubbed of key-shaped strings. If that record cannot be committed,
+the answer becomes a 503: nothing is answered unaudited. Liveness, readiness and the API docs
+are not audited.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError, AuditEvent
 from sandgate.errors import ERROR
 
-__all__ = ["AUDITED", "UNAUDITED_PATHS", "AuditTrail", "trail_event"]
+__all__ = ["AUDITED", "AUDIT_DEFERRED", "UNAUDITED_PATHS", "AuditTrail", "trail_event"]
 
 log = structlog.get_logger(__name__)
 
 AUDITED = "audited"  # set in the request's state once its record is committed
+AUDIT_DEFERRED = "audit_deferred"  # a streamed answer: its pipeline records when it ends
 UNAUDITED_PATHS = frozenset(
     {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 )
@@ -113,7 +116,7 @@ class AuditTrail:
     async def _record(self, scope: Scope, status: int) -> bool:
         """Commit the request's record unless its pipeline did; False if it cannot be."""
         state = scope["state"]
-        if state.get(AUDITED):
+        if state.get(AUDITED) or state.get(AUDIT_DEFERRED):
             return True
         auditor = self.auditor()
         if auditor is None:

@@ -4,8 +4,9 @@
     sandgate:deliveries      stream, group `deliverers`: one entry per webhook to deliver
     sandgate:queued          sorted set: ids of jobs not yet started, by time queued
     sandgate:exec:<id>       hash: status, tenant, job, worker, times, response | error, webhook
-    sandgate:done:<id>       list: `<status> <field> <payload>` pushed when the execution ends
-                             (the waiter's wake-up, carrying the answer: no read after it)
+    sandgate:events:<id>     stream the waiter reads: a streamed job's output (`line`, and
+                             `withheld` when screening blocked it), then `end` (status,
+                             field, payload) when it ends: the wake-up carries the answer
     sandgate:worker:<c>      a live consumer's heartbeat (JSON), expiring after `dead_after`
     sandgate:workers         set of consumers that have beaten (pruned of dead ones)
     sandgate:dead[:<tenant>] sorted sets: executions whose webhook was dead-lettered, by time
@@ -22,6 +23,7 @@ __all__ = [
     "CANCEL",
     "DEAD",
     "DELIVERIES",
+    "EVENTS_TTL_S",
     "FINISH",
     "JOBS",
     "QUEUED",
@@ -29,7 +31,7 @@ __all__ = [
     "SUBMIT",
     "WORKERS",
     "dead_key",
-    "done_key",
+    "events_key",
     "exec_key",
     "worker_key",
 ]
@@ -46,9 +48,12 @@ def exec_key(execution_id: str) -> str:
     return f"sandgate:exec:{execution_id}"
 
 
-def done_key(execution_id: str) -> str:
-    """The list its waiter blocks on."""
-    return f"sandgate:done:{execution_id}"
+def events_key(execution_id: str) -> str:
+    """The stream its waiter reads."""
+    return f"sandgate:events:{execution_id}"
+
+
+EVENTS_TTL_S = 600  # a waiter reads the events at once; a poller reads the hash
 
 
 def worker_key(consumer: str) -> str:
@@ -95,7 +100,7 @@ end
 return {'skip'}
 """
 
-# KEYS: exec, done, deliveries. ARGV: consumer, status, field, payload, now, ttl, id.
+# KEYS: exec, events, deliveries. ARGV: consumer, status, field, payload, now, ttl, id.
 FINISH = """
 local f = redis.call('HMGET', KEYS[1], 'status', 'worker', 'webhook_url')
 if f[1] ~= 'running' or f[2] ~= ARGV[1] then return 0 end
@@ -105,8 +110,8 @@ if f[3] and f[3] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'id', ARGV[7])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('RPUSH', KEYS[2], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
-redis.call('EXPIRE', KEYS[2], 600)  -- a waiter takes it at once; a poller reads the hash
+redis.call('XADD', KEYS[2], '*', 'end', ARGV[2], 'field', ARGV[3], 'payload', ARGV[4])
+redis.call('EXPIRE', KEYS[2], 600)  -- EVENTS_TTL_S
 return 1
 """
 

@@ -1,10 +1,11 @@
 """Dispatch: how an execution the API node admitted reaches the sandbox that runs it.
 
-An API node screens the code and hands a `Job` to a `Dispatcher`; a worker takes it, runs it,
-screens the output, writes the audit record and stores the `ExecutionState` the API node
-relays (or the client polls, or a webhook receives). Two dispatchers implement this one
-interface: Redis Streams shared by many nodes (`streams.RedisDispatcher`) and an in-process
-queue for the single-process role `all` without Redis (`local.LocalDispatcher`).
+An API node admits the request (its code screened) and hands the `Job` to a `Dispatcher`; a
+worker takes it, runs it, screens the output, writes the audit record and stores the
+`ExecutionState` the API node relays (or the client polls, or a webhook receives). Two
+dispatchers implement this one interface: Redis Streams shared by many nodes
+(`streams.RedisDispatcher`) and an in-process queue for the single-process role `all` without
+Redis (`local.LocalDispatcher`).
 
 States: `queued` (waiting for a worker) -> `running` (a worker started it) -> `done` (it has an
 answer, whatever its execution status) or `failed` (it could not be carried out: no worker in
@@ -15,52 +16,30 @@ time, a part down). A job is run at most once: only a `queued` job is ever start
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from guards import ScreeningConfig
-from sandbox.base import ExecutionSpec
-from sandgate.keys import ApiKey
-from sandgate.models import ExecuteResponse, PolicyRef
-from sandgate.pipeline.screening import StageScreening
+from sandgate.models import ExecuteResponse
+from sandgate.pipeline.job import Job
 
 __all__ = [
     "BUSY",
     "Dispatcher",
     "ExecutionState",
     "Failure",
-    "Job",
     "JobHandler",
     "LostHandler",
     "QueueFull",
     "QueueStats",
     "QueueUnavailable",
+    "Relay",
     "WebhookState",
     "WorkerInfo",
 ]
 
 Status = Literal["queued", "running", "done", "failed"]
-
-
-class Job(BaseModel):
-    """An admitted execution whose code passed screening: all a worker needs to run it, screen
-    its output and audit it, whichever node admitted it."""
-
-    execution_id: str
-    request_id: str
-    client: str | None
-    key: ApiKey = Field(description="The caller's key record (never the secret).")
-    policy: PolicyRef
-    screening: ScreeningConfig = Field(description="The policy's screening, for the output.")
-    audit_content: Literal["none", "redacted", "full"]
-    spec: ExecutionSpec = Field(description="What runs: the code as screening let it through.")
-    code_screening: StageScreening
-    code_excerpts: dict[str, str | None] = Field(description="The record's excerpts of the code.")
-    webhook_url: str | None = None
-    queued_at: float = Field(default_factory=time.time)
 
 
 class Failure(BaseModel):
@@ -127,8 +106,18 @@ class QueueUnavailable(Exception):
     """The queue's engine cannot be reached (503); nothing was queued."""
 
 
+class Relay(Protocol):
+    """Where a streamed execution's output lines go as screening releases them."""
+
+    async def relay(self, line: bytes) -> None:
+        """One NDJSON line of output (`stdout`/`stderr`)."""
+
+    async def withhold(self) -> None:
+        """Screening blocked the output: nothing more of it goes out."""
+
+
 Outcome = ExecuteResponse | Failure
-JobHandler = Callable[[Job], Awaitable[Outcome]]
+JobHandler = Callable[[Job, Relay | None], Awaitable[Outcome]]
 LostHandler = Callable[[Job, str], Awaitable[ExecuteResponse]]
 
 
@@ -150,9 +139,12 @@ class Dispatcher(abc.ABC):
         """Queue `job`; QueueFull over the cap, QueueUnavailable when the engine is down."""
 
     @abc.abstractmethod
-    async def call(self, job: Job, *, start_within: float, finish_within: float) -> ExecutionState:
+    async def call(
+        self, job: Job, *, start_within: float, finish_within: float, relay: Relay | None = None
+    ) -> ExecutionState:
         """Queue `job` and wait for its state: `failed` (busy) if no worker started it within
-        `start_within` s (it then never runs), and as it stands after `finish_within` more."""
+        `start_within` s (it then never runs), and as it stands after `finish_within` more.
+        With `relay` (a streamed job), its output lines are handed on as they come."""
 
     @abc.abstractmethod
     async def settle(self, state: ExecutionState, webhook_url: str | None) -> None:

@@ -19,17 +19,18 @@ from sandgate.dispatch.base import (
     BUSY,
     Dispatcher,
     ExecutionState,
-    Job,
     JobHandler,
     LostHandler,
     QueueFull,
     QueueStats,
+    Relay,
     WebhookState,
     WorkerInfo,
 )
 from sandgate.dispatch.webhooks import Webhooks
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteResponse
+from sandgate.pipeline.job import Job
 
 __all__ = ["LocalDispatcher"]
 
@@ -58,6 +59,7 @@ class LocalDispatcher(Dispatcher):
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._states: OrderedDict[str, ExecutionState] = OrderedDict()
         self._jobs: dict[str, Job] = {}
+        self._relays: dict[str, Relay] = {}
         self._ended: dict[str, asyncio.Event] = {}
         self._dead: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,8 +114,12 @@ class LocalDispatcher(Dispatcher):
         self._queue.put_nowait(job.execution_id)
         return state
 
-    async def call(self, job: Job, *, start_within: float, finish_within: float) -> ExecutionState:
+    async def call(
+        self, job: Job, *, start_within: float, finish_within: float, relay: Relay | None = None
+    ) -> ExecutionState:
         """Queue `job` and wait; cancel it if no runner started it within `start_within`."""
+        if relay is not None:
+            self._relays[job.execution_id] = relay
         await self.submit(job)
         ended = self._ended[job.execution_id]
         with contextlib.suppress(TimeoutError):
@@ -129,6 +135,7 @@ class LocalDispatcher(Dispatcher):
         state = self._states[execution_id].model_copy(update={"finished_at": time.time(), **update})
         self._states[execution_id] = state
         self._jobs.pop(execution_id, None)
+        self._relays.pop(execution_id, None)
         self._ended[execution_id].set()
         return state
 
@@ -154,10 +161,10 @@ class LocalDispatcher(Dispatcher):
             self._states[execution_id] = state.model_copy(
                 update={"status": "running", "started_at": started}
             )
-            self.metrics.queue_wait.observe(max(0.0, started - job.queued_at))
+            self.metrics.dispatch_wait.observe(max(0.0, started - job.queued_at))
             self.running += 1
             try:
-                outcome = await self._run(job)
+                outcome = await self._run(job, self._relays.get(execution_id))
             finally:
                 self.running -= 1
             if isinstance(outcome, ExecuteResponse):

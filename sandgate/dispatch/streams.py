@@ -1,14 +1,16 @@
 """The dispatcher of several nodes: Redis Streams with consumer groups, states in Redis hashes.
 
 An API node submits (one script: cap check, state `queued`, stream entry) and, for a
-synchronous `/execute`, blocks on the execution's wake-up list (`BLPOP`) until a worker
-finishes it. A worker (`open` with handlers) reads the stream, starts only a `queued` job, runs
-it, and finishes it in one script that also pushes the wake-up and queues the webhook. Redis
-going away is a 503 for new work (nothing is queued); what was queued or running waits,
-retrying its Redis writes, and carries on when Redis is back (with `appendonly yes`, a restart
-keeps the streams, groups and states). Why not a job library: arq polls Redis (0.5 s by
-default, for jobs and for results) and re-runs a job whose in-progress key expired, which is
-neither the latency nor the at-most-once start this needs; Streams give both directly.
+synchronous `/execute`, reads the execution's events stream (`XREAD BLOCK`) until a worker
+finishes it: a streamed job's output lines come on it as the worker releases them, and last
+the end, which carries the answer. A worker (`open` with handlers) reads the job stream,
+starts only a `queued` job, runs it, and finishes it in one script that also adds the end and
+queues the webhook. Redis going away is a 503 for new work (nothing is queued); what was
+queued or running waits, retrying its Redis writes, and carries on when Redis is back (with
+`appendonly yes`, a restart keeps the streams, groups and states). Why not a job library: arq
+polls Redis (0.5 s by default, for jobs and for results) and re-runs a job whose in-progress
+key expired, which is neither the latency nor the at-most-once start this needs; Streams give
+both directly.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -31,12 +33,12 @@ from sandgate.dispatch.base import (
     BUSY,
     Dispatcher,
     ExecutionState,
-    Job,
     JobHandler,
     LostHandler,
     QueueFull,
     QueueStats,
     QueueUnavailable,
+    Relay,
     WebhookState,
     WorkerInfo,
 )
@@ -44,6 +46,7 @@ from sandgate.dispatch.consumer import consumer_name, live_consumers
 from sandgate.dispatch.redis_worker import RedisWorker
 from sandgate.dispatch.webhooks import Webhooks
 from sandgate.metrics import Metrics
+from sandgate.pipeline.job import Job
 
 __all__ = ["RedisDispatcher"]
 
@@ -57,6 +60,46 @@ def _engine() -> Iterator[None]:
         yield
     except REDIS_DOWN as exc:
         raise QueueUnavailable(f"the queue (Redis) is unavailable: {type(exc).__name__}") from None
+
+
+class _Events:
+    """A waiter's reading of one execution's events stream: output lines to `relay`, then the
+    end (None until it comes)."""
+
+    def __init__(self, redis: Redis, execution_id: str, relay: Relay | None) -> None:
+        self.redis = redis
+        self.execution_id = execution_id
+        self.key = keys.events_key(execution_id)
+        self.relay = relay
+        self.last = "0-0"
+
+    async def wait(self, timeout: float) -> ExecutionState | None:
+        """Relay what comes within `timeout` (at most 2 s); the state if it ended."""
+        until = time.monotonic() + min(2.0, max(0.01, timeout))
+        while (left := until - time.monotonic()) > 0:
+            try:
+                read: Any = await self.redis.xread(
+                    {self.key: self.last}, block=max(1, int(left * 1000))
+                )
+            except REDIS_DOWN:
+                await asyncio.sleep(min(0.5, left))
+                return None
+            for _stream, entries in read or ():
+                for entry_id, fields in entries:
+                    self.last = entry_id
+                    if "end" in fields:
+                        answer = {"status": fields["end"], fields["field"]: fields["payload"]}
+                        return state_of(self.execution_id, answer)
+                    await self._hand_on(fields)
+        return None
+
+    async def _hand_on(self, fields: dict[str, str]) -> None:
+        if self.relay is None:
+            return
+        if "line" in fields:
+            await self.relay.relay(fields["line"].encode("utf-8"))
+        elif "withheld" in fields:
+            await self.relay.withhold()
 
 
 class RedisDispatcher(Dispatcher):
@@ -138,15 +181,18 @@ class RedisDispatcher(Dispatcher):
             tenant=job.key.tenant,
         )
 
-    async def call(self, job: Job, *, start_within: float, finish_within: float) -> ExecutionState:
+    async def call(
+        self, job: Job, *, start_within: float, finish_within: float, relay: Relay | None = None
+    ) -> ExecutionState:
         """Queue `job` and wait for it; cancel it if no worker started it within `start_within`."""
         state = await self.submit(job)
         start_by = time.monotonic() + start_within
         end_by = start_by + finish_within
+        events = _Events(self.redis, job.execution_id, relay)
         while True:
             now = time.monotonic()
             deadline = start_by if state.status == "queued" and now < start_by else end_by
-            state = await self._wait(job.execution_id, deadline - now) or state
+            state = await events.wait(deadline - now) or await self._read(job.execution_id, state)
             if state.terminal:
                 return state
             now = time.monotonic()
@@ -155,19 +201,12 @@ class RedisDispatcher(Dispatcher):
             if now >= end_by:
                 return state
 
-    async def _wait(self, execution_id: str, timeout: float) -> ExecutionState | None:
-        """The state after its wake-up (which carries the answer) or `timeout`; None while
-        Redis is away."""
+    async def _read(self, execution_id: str, known: ExecutionState) -> ExecutionState:
+        """The state as its hash holds it (what is `known` while Redis is away)."""
         try:
-            wake = keys.done_key(execution_id)
-            woken = await self.redis.blpop([wake], timeout=min(2.0, max(0.01, timeout)))
-            if woken is None:
-                return await self.get(execution_id)
-            status, field, payload = cast(Any, woken)[1].split(" ", 2)
-            return state_of(execution_id, {"status": status, field: payload})
-        except (*REDIS_DOWN, QueueUnavailable):
-            await asyncio.sleep(min(0.5, max(0.0, timeout)))
-            return None
+            return await self.get(execution_id) or known
+        except QueueUnavailable:
+            return known
 
     async def _cancelled(self, job: Job) -> bool:
         try:

@@ -8,24 +8,36 @@ from __future__ import annotations
 
 from sandbox.base import Limits
 from sandgate.errors import InvalidInput, PayloadTooLarge, PolicyRefused
-from sandgate.models import ExecuteRequest
+from sandgate.models import ExecuteRequest, FileIn
 from sandgate.policy.loader import ResolvedPolicy
 
-__all__ = ["admit_execution"]
+__all__ = ["admit_execution", "admit_runtime", "file_bytes"]
 
 
 def _field(field: str, message: str) -> list[dict[str, object]]:
     return [{"loc": ["body", field], "msg": message}]
 
 
+def file_bytes(value: str | FileIn) -> int:
+    """The size of one input file as the sandbox will hold it."""
+    return len(value.encode("utf-8")) if isinstance(value, str) else len(value.data())
+
+
+def admit_runtime(resolved: ResolvedPolicy, language: str, image: str | None) -> None:
+    """Refuse a language or image the policy does not run (403 `policy_refused`)."""
+    refusal = resolved.policy.refusal(language, image)
+    if refusal is not None:
+        field = "language" if language not in resolved.policy.languages else "image"
+        raise PolicyRefused(
+            f"policy {resolved.name!r}: {refusal}",
+            details=_field(field, "not allowed by the policy"),
+        )
+
+
 def admit_execution(request: ExecuteRequest, resolved: ResolvedPolicy) -> Limits:
     """The limits `request` runs under; refuses what the policy does not allow."""
-    policy, limits = resolved.policy, resolved.policy.limits
-    if request.language not in policy.languages:
-        raise PolicyRefused(
-            f"language {request.language!r} is not allowed by policy {resolved.name!r}",
-            details=_field("language", "not allowed by the policy"),
-        )
+    limits = resolved.policy.limits
+    admit_runtime(resolved, request.language, request.image)
     size = len(request.code.encode("utf-8"))
     if size > limits.max_code_bytes:
         raise PayloadTooLarge(
@@ -37,7 +49,7 @@ def admit_execution(request: ExecuteRequest, resolved: ResolvedPolicy) -> Limits
             f"{len(request.files)} files; policy {resolved.name!r} allows {limits.max_files}",
             details=_field("files", "too many files"),
         )
-    files_bytes = sum(len(text.encode("utf-8")) for text in request.files.values())
+    files_bytes = sum(file_bytes(value) for value in request.files.values())
     if files_bytes > limits.max_files_bytes:
         raise PayloadTooLarge(
             f"files total {files_bytes} bytes; policy {resolved.name!r} allows "

@@ -1,61 +1,50 @@
-"""`POST /execute`, top to bottom: admission and the code screened (`intake`) -> run, the output
-screened, one audit record (`carry`, on this node or on a worker) -> the answer.
+"""`POST /execute`, top to bottom: the caller's policy -> admission and the code screened (a
+`Job`) -> a fresh sandbox runs it -> the output screened -> one audit record -> the answer.
 
 A `block` on the code runs nothing and answers `status: blocked`; a `redact` runs the code with
-its findings replaced. A `block` on the output withholds stdout and stderr; a `redact` returns
-them redacted. The answer goes out only once its record is committed; the store is checked
-before anything runs. On an API node (no sandboxes of its own) the job goes through the queue
-and this node relays the worker's answer: queued longer than the queue wait, it is cancelled
-(429, it never runs); still running at the bound of the wait, the answer is a 503 that names
-`GET /executions/{id}`, where its end shows.
+its findings replaced. A `block` on the output withholds stdout, stderr, rich results and files;
+a `redact` returns them redacted; the raw `*_base64` bytes are dropped whenever screening
+changed anything (see `sandgate.pipeline.outcome`). The answer goes out only once its record
+is committed; the store is checked before anything runs. Streamed (`events`), output goes out
+as it is produced, screened first (see `sandgate.pipeline.stream`).
+
+Where the sandbox is: on a node with sandboxes (role `all`), here; on an API node, on the
+worker the queue hands the job to, which concludes it exactly as this node would (see `relay`).
+Blocked code never leaves the node that screened it.
 """
 
 from __future__ import annotations
 
-from sandgate.dispatch.base import Job
-from sandgate.errors import Busy, Unavailable, error_for
 from sandgate.models import ExecuteRequest, ExecuteResponse
-from sandgate.pipeline import carry, intake
 from sandgate.pipeline.caller import Caller
-from sandgate.pipeline.queueing import queue_errors, retry_after
+from sandgate.pipeline.carry import fresh_sandbox
+from sandgate.pipeline.execution import admit, conclude
+from sandgate.pipeline.job import Job
+from sandgate.pipeline.relay import relay
+from sandgate.pipeline.stream import Events
 from sandgate.services import Services
 
-__all__ = ["execute"]
-
-# Beyond the execution's own time limit: screening, audit and the hops of the queue.
-RELAY_MARGIN_S = 30.0
+__all__ = ["admitted", "execute", "run"]
 
 
-async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> ExecuteResponse:
-    """Run `body.code` under the caller's policy (or a stricter one it names)."""
-    job = await intake.take(services, caller, body)
-    if isinstance(job, ExecuteResponse):
-        return job  # blocked, and recorded
-    if services.executor is not None:
-        response = await carry.carry_out(services, job)
+async def admitted(services: Services, caller: Caller, body: ExecuteRequest) -> Job:
+    """Everything that can refuse the request, before any answer starts."""
+    resolved = services.policies.resolve(caller.key.name, caller.key.tenant, body.policy)
+    return await admit(services, caller, body, resolved)
+
+
+async def run(
+    services: Services, caller: Caller, job: Job, events: Events | None = None
+) -> ExecuteResponse:
+    """Run the admitted job in a fresh sandbox (here, or on a worker) and answer."""
+    if services.executor is None and not job.blocked:
+        response = await relay(services, job, events)
     else:
-        response = await _relay(services, job)
+        response = await conclude(services, job, fresh_sandbox(services), events=events)
     caller.recorded()
     return response
 
 
-async def _relay(services: Services, job: Job) -> ExecuteResponse:
-    """Queue the job, wait for a worker's answer and hand it on (its record is the worker's)."""
-    settings = services.settings
-    with queue_errors(settings):
-        state = await services.dispatch.call(
-            job,
-            start_within=settings.queue_timeout_s,
-            finish_within=job.spec.limits.timeout_s + RELAY_MARGIN_S,
-        )
-    if state.response is not None:
-        return state.response
-    if state.error is not None:
-        error = error_for(state.error.type, state.error.message, state.error.status_code)
-        if isinstance(error, Busy):
-            error.headers = retry_after(settings)
-        raise error
-    raise Unavailable(
-        f"execution {job.execution_id} is still {state.status}; its answer will be at "
-        f"GET /executions/{job.execution_id}"
-    )
+async def execute(services: Services, caller: Caller, body: ExecuteRequest) -> ExecuteResponse:
+    """Run `body.code` under the caller's policy (or a stricter one it names)."""
+    return await run(services, caller, await admitted(services, caller, body))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from guards import Action, Finding, Screener, ScreeningConfig, ScreenResult, Stage
 from sandgate.audit.auditor import Content, excerpt
 from sandgate.metrics import Metrics
+from sandgate.tracing import span
 
 __all__ = [
     "AUDITED_FINDINGS",
@@ -122,9 +123,10 @@ async def screen_texts(
 ) -> Screened:
     """Screen each non-empty text concurrently and count the stage's verdict."""
     names = [name for name, text in texts.items() if text]
-    results = await asyncio.gather(
-        *(screener.screen(texts[name], stage, config, tenant=tenant) for name in names)
-    )
+    with span(f"screen.{stage.value}", texts=len(names)):
+        results = await asyncio.gather(
+            *(screener.screen(texts[name], stage, config, tenant=tenant) for name in names)
+        )
     by_name = dict(zip(names, results, strict=True))
     findings = [
         SourcedFinding(**finding.model_dump(), source=name)

@@ -20,6 +20,7 @@ from sandgate.errors import PolicyRefused
 from sandgate.policy.issues import PolicyIssue, PolicySetInvalid
 from sandgate.policy.loader import PolicySet, ResolvedPolicy, load_policy_set
 from sandgate.policy.strictness import looser_points
+from sandgate.tracing import span
 
 __all__ = ["PolicyRegistry", "Rejection"]
 
@@ -95,6 +96,10 @@ class PolicyRegistry:
 
     def resolve(self, key_name: str, tenant: str, requested: str | None) -> ResolvedPolicy:
         """The policy a request runs under: its key's, or a stricter one it names."""
+        with span("policy.resolve"):
+            return self._resolve(key_name, tenant, requested)
+
+    def _resolve(self, key_name: str, tenant: str, requested: str | None) -> ResolvedPolicy:
         policies = self.current
         bound = policies.bound(key_name, tenant)
         if requested is None or requested == bound.name:

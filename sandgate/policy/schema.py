@@ -10,14 +10,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from guards.config import ScreeningConfig
 from sandbox.base import EgressSpec, Limits, MiB
 from sandbox.egress.rules import parse_rule
-from sandbox.languages import LANGUAGES
+from sandbox.languages import IMAGES, LANGUAGES, UnknownImage, language
+from sandgate.policy.budgets import KeyLifetime, Quotas, RateLimits
 
-__all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits"]
+__all__ = ["NAME_PATTERN", "AuditPolicy", "Network", "Policy", "PolicyLimits", "SessionPolicy"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -33,6 +34,18 @@ class PolicyLimits(Limits):
     )
     max_code_bytes: int = Field(
         256 * 1024, gt=0, le=16 * MiB, description="Largest `code` accepted, bytes (else 413)."
+    )
+    max_results: int = Field(
+        32, ge=0, le=1024, description="Rich results (values, displays, figures) returned."
+    )
+    max_result_bytes: int = Field(
+        2 * MiB, gt=0, le=64 * MiB, description="Largest rich result returned, bytes of JSON."
+    )
+    max_output_files: int = Field(
+        32, ge=0, le=1024, description="Files of /work returned for `outputs` patterns."
+    )
+    max_output_files_bytes: int = Field(
+        16 * MiB, ge=0, le=256 * MiB, description="Their total size, bytes."
     )
 
     def sandbox_limits(self) -> Limits:
@@ -101,6 +114,35 @@ class AuditPolicy(BaseModel):
     )
 
 
+class SessionPolicy(BaseModel):
+    """Stateful sessions: one long-lived sandbox each. Executions in a session get the time and
+    output caps of `limits`; its memory, processes and disk are capped for its whole life."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_per_key: int = Field(
+        4, ge=0, le=256, description="Sessions one key may hold at once (0: no sessions)."
+    )
+    memory_mb: int = Field(
+        512, gt=0, le=65536, description="Memory cap of a session's sandbox, MiB, for its life."
+    )
+    idle_timeout_s: float = Field(
+        600, gt=0, le=86_400, description="Longest idle time a session may ask for (the default)."
+    )
+    ttl_s: float = Field(
+        3600,
+        gt=0,
+        le=7 * 86_400,
+        description="Longest lifetime a session may ask for (the default).",
+    )
+    max_file_bytes: int = Field(
+        16 * MiB, gt=0, le=1024 * MiB, description="Largest file one upload may write, bytes."
+    )
+    max_files_bytes: int = Field(
+        64 * MiB, gt=0, le=4096 * MiB, description="All uploads of a session together, bytes."
+    )
+
+
 class Policy(BaseModel):
     """One policy file. `extends` names a parent whose settings this one overrides."""
 
@@ -123,11 +165,30 @@ class Policy(BaseModel):
     languages: list[str] = Field(
         default_factory=lambda: ["python"],
         min_length=1,
-        description=f"Languages (images) allowed; known: {', '.join(sorted(LANGUAGES))}.",
+        description=f"Languages allowed; known: {', '.join(sorted(LANGUAGES))}.",
+    )
+    images: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Sandbox images allowed; known: "
+        + "; ".join(f"{i.name} ({i.description})" for i in IMAGES.values())
+        + ". Missing: the default image of each allowed language ("
+        + ", ".join(f"{lang.name}: {lang.image}" for lang in LANGUAGES.values())
+        + "); an image beyond those (python-data) must be listed.",
     )
     network: Network = Field(default_factory=Network)
+    sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     screening: ScreeningConfig = Field(default_factory=ScreeningConfig)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    rate_limits: RateLimits = Field(default_factory=RateLimits, description="Per key.")
+    tenant_rate_limits: RateLimits = Field(
+        default_factory=RateLimits, description="Per tenant: all of its keys together."
+    )
+    quotas: Quotas = Field(default_factory=Quotas, description="Per key, per UTC day.")
+    tenant_quotas: Quotas = Field(
+        default_factory=Quotas, description="Per tenant, per UTC day: all of its keys together."
+    )
+    keys: KeyLifetime = Field(default_factory=KeyLifetime)
 
     @field_validator("languages")
     @classmethod
@@ -137,6 +198,26 @@ class Policy(BaseModel):
             raise ValueError(f"unknown language(s) {unknown}; known: {sorted(LANGUAGES)}")
         return names
 
+    @field_validator("images")
+    @classmethod
+    def _images_fit_languages(
+        cls, names: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        unknown = sorted(set(names or ()) - set(IMAGES))
+        if unknown:
+            raise ValueError(f"unknown image(s) {unknown}; known: {sorted(IMAGES)}")
+        languages = info.data.get("languages")
+        if names is None or languages is None:  # the default fits; bad languages say so there
+            return names
+        for name in names:
+            if not any(name in language(lang).images for lang in languages):
+                raise ValueError(f"image {name!r} runs none of the allowed languages {languages}")
+        for lang in languages:
+            if not set(language(lang).images) & set(names):
+                runs = list(language(lang).images)
+                raise ValueError(f"language {lang!r} has none of its images {runs} allowed")
+        return names
+
     @field_validator("labels")
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
@@ -144,3 +225,27 @@ class Policy(BaseModel):
         if bad:
             raise ValueError(f"label keys are 1-63 letters, digits, '_', '.', '-'; got {bad}")
         return labels
+
+    def allowed_images(self) -> list[str]:
+        """`images`, or when it is missing the default image of each allowed language."""
+        if self.images is not None:
+            return list(self.images)
+        return list(dict.fromkeys(language(name).image for name in self.languages))
+
+    def refusal(self, language_name: str, image_name: str | None = None) -> str | None:
+        """Why this policy does not run `language_name` code on `image_name` (default: the
+        language's own image), or None when it does."""
+        if language_name not in self.languages:
+            return f"language {language_name!r} is not allowed (allowed: {self.languages})"
+        try:
+            chosen = language(language_name).image_for(image_name)
+        except UnknownImage as exc:
+            return str(exc)
+        if chosen not in self.allowed_images():
+            return f"image {chosen!r} is not allowed (allowed: {self.allowed_images()})"
+        if self.network.egress and not IMAGES[chosen].egress:
+            return (
+                f"image {chosen!r} has no egress forwarder (no python3) and this policy's "
+                "network allows egress: name a policy without egress"
+            )
+        return None

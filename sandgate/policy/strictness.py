@@ -1,16 +1,19 @@
 """Whether one policy is at least as strict as another, and if not, where it is looser.
 
 A request may name a policy other than its key's bound one only if that policy is at least as
-strict everywhere: every limit at most the bound one's; languages a subset; every egress entry
+strict everywhere: every limit at most the bound one's; languages and images subsets (a missing
+`images` counts as the default image of each allowed language); every egress entry
 already allowed by the bound allowlist (and every bound deny entry kept); on every screening
 stage, at least the bound detectors, an action at least as severe (allow < redact < block) for
 every finding type either names, thresholds no higher, and the bound extra rules kept; and an
-audit that keeps at least as much, for at least as long.
+audit that keeps at least as much, for at least as long; sessions no more, longer or larger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel
 
 from guards.base import Stage
 from guards.config import StageConfig
@@ -22,12 +25,13 @@ __all__ = ["looser_points"]
 _AUDIT_RANK = {"none": 0, "redacted": 1, "full": 2}
 
 
-def _limits(req: Policy, bound: Policy) -> list[str]:
+def _caps(section: str, req: BaseModel, bound: BaseModel) -> list[str]:
+    """Every numeric cap of a section that `req` sets higher than `bound`."""
     out = []
-    for name in type(bound.limits).model_fields:
-        mine, theirs = getattr(req.limits, name), getattr(bound.limits, name)
+    for name in type(bound).model_fields:
+        mine, theirs = getattr(req, name), getattr(bound, name)
         if mine > theirs:
-            out.append(f"limits.{name} {mine} > {theirs}")
+            out.append(f"{section}.{name} {mine} > {theirs}")
     return out
 
 
@@ -114,8 +118,12 @@ def looser_points(
             reporters.setdefault(spec.supported_entity, set()).add("secrets")
         for rule in policy.screening.injection_rules:
             reporters.setdefault(rule.type, set()).add("injection")
-    out = _limits(req, bound)
+    out = _caps("limits", req.limits, bound.limits) + _caps(
+        "sessions", req.sessions, bound.sessions
+    )
     out += [f"languages adds {lang!r}" for lang in req.languages if lang not in bound.languages]
+    bound_images = bound.allowed_images()
+    out += [f"images adds {i!r}" for i in req.allowed_images() if i not in bound_images]
     out += _network(req.network, bound.network)
     for stage in Stage:
         out += _stage(

@@ -27,6 +27,7 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 @settings(
     max_examples=12,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_when_execute_is_fuzzed_on_real_gvisor_then_no_5xx_and_it_conforms(

@@ -8,11 +8,15 @@ import time
 
 BENCHES = [
     "bench_execute",
+    "bench_languages",
     "bench_docker",
     "bench_screen",
+    "bench_ratelimit",
+    "bench_keys",
     "bench_guards",
     "bench_egress",
     "bench_audit",
+    "bench_client",
     "bench_scaleout",
 ]
 

@@ -5,8 +5,9 @@ Texts of 1 KB and 10 KB, clean (the Python reference's prose) and PII-dense (a f
 default policy (pii, secrets, injection). "Presidio alone" is the same `AnalyzerEngine` the
 `pii` detector uses, called directly with the same entity list: the difference is the
 pipeline's own work (normalisation, secrets and injection rules, offset mapping, verdict,
-redaction). One `code`-stage row shows NeMo's Colang runtime cost. HTTP is measured by the
-service's own benchmark.
+redaction). Then the injection layers' share: the default `input` stage beside the same
+stage without `injection` and `injection_classifier`, alternated in the same run. One
+`code`-stage row shows NeMo's Colang runtime cost. HTTP is measured by bench_screen.
 
     python -m tests.bench guards      (or: python -m tests.bench.bench_guards)
 """
@@ -18,7 +19,7 @@ import random
 import time
 from collections.abc import Callable
 
-from guards import GuardOptions, Screener, ScreeningConfig, Stage
+from guards import GuardOptions, Screener, ScreeningConfig, Stage, StageConfig
 from guards.pii import PATTERN_ENTITIES
 from guards.presidio_engines import pii_analyzer
 from tests.bench._stats import summary
@@ -74,6 +75,17 @@ def _time_pair(
     return summary(a), summary(b)
 
 
+def _screening(
+    loop: asyncio.AbstractEventLoop, screener: Screener, text: str, config: ScreeningConfig
+) -> Callable[[], object]:
+    """A call that screens `text` on the `input` stage under `config`."""
+
+    def call() -> object:
+        return loop.run_until_complete(screener.screen(text, Stage.INPUT, config, tenant="b"))
+
+    return call
+
+
 def run() -> list[tuple[str, float]]:
     """Measure and print; returns (metric name, milliseconds) pairs."""
     screener = Screener(GuardOptions(hash_secret="benchmark-only-secret"))
@@ -90,10 +102,7 @@ def run() -> list[tuple[str, float]]:
         for name, text in texts().items():
             rounds = ROUNDS[1024 if name.endswith(" 1 KB") else 10240]
 
-            def screen(text: str = text) -> object:
-                return loop.run_until_complete(
-                    screener.screen(text, Stage.INPUT, config, tenant="b")
-                )
+            screen = _screening(loop, screener, text, config)
 
             def presidio(text: str = text) -> object:
                 return analyzer.analyze(text, language="en", entities=list(PATTERN_ENTITIES))
@@ -107,6 +116,17 @@ def run() -> list[tuple[str, float]]:
                 (f"presidio alone {name} p50 ms", p50),
                 (f"presidio alone {name} p95 ms", p95),
             ]
+        without = ScreeningConfig(input=StageConfig(detectors=["pii", "secrets"]))
+        print(f"  {'text':16s} {'default p50':>11s} {'no injection layers p50':>24s} {'ratio':>6s}")
+        for name, text in texts().items():
+            rounds = ROUNDS[1024 if name.endswith(" 1 KB") else 10240]
+            (f50, _f95), (b50, _b95) = _time_pair(
+                _screening(loop, screener, text, config),
+                _screening(loop, screener, text, without),
+                rounds,
+            )
+            print(f"  {name:16s} {f50:11.2f} {b50:24.2f} {f50 / b50:6.2f}")
+            results.append((f"screen input {name} without injection layers p50 ms", b50))
         code = _clean(1024).replace(". ", ".\nx = 1\n")
 
         def screen_code() -> object:

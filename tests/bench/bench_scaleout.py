@@ -12,12 +12,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import shutil
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,20 +24,19 @@ import httpx
 import psutil
 
 from guards import Action
-from sandbox.base import ExecutionResult, ExecutionSpec, Status
+from sandbox.base import ExecutionResult, Status
 from sandgate.cluster.local import LocalCluster
 from sandgate.cluster.redisserver import RedisServer
-from sandgate.dispatch.base import Job
+from sandgate.dispatch.base import Relay
 from sandgate.dispatch.streams import RedisDispatcher
-from sandgate.keys import ApiKey, Scope
 from sandgate.metrics import Metrics
-from sandgate.models import ExecuteResponse, PolicyRef
-from sandgate.pipeline import answer
+from sandgate.models import ExecuteResponse
+from sandgate.pipeline import outcome
+from sandgate.pipeline.job import Job
 from sandgate.pipeline.screening import Screened, StageScreening
-from sandgate.policy.loader import ResolvedPolicy, load_policy_set
-from sandgate.settings import REPO_ROOT
 from tests.bench._stats import summary
 from tests.conftest import ADMIN_KEY, SHARED_IMAGES
+from tests.dispatch.jobs import make_job
 from tests.helpers import LiveServer, start_server
 
 HOP_RUNS = 500
@@ -53,35 +50,13 @@ ENV = {
 }
 
 
-@functools.cache
-def _default_policy() -> ResolvedPolicy:
-    return load_policy_set(REPO_ROOT / "policies").policies["default"]
-
-
-def _job() -> Job:
-    default = _default_policy()
-    execution_id = uuid.uuid4().hex
-    return Job(
-        execution_id=execution_id,
-        request_id=execution_id,
-        client="127.0.0.1",
-        key=ApiKey(id="k", name="bench", tenant="default", scopes=[Scope.EXECUTE], created_at=0),
-        policy=PolicyRef(name=default.name, hash=default.hash),
-        screening=default.policy.screening,
-        audit_content="redacted",
-        spec=ExecutionSpec(execution_id=execution_id, code="print(1)"),
-        code_screening=StageScreening(verdict=Action.ALLOW),
-        code_excerpts={"code": "print(1)"},
-    )
-
-
 async def _hop(server: RedisServer) -> tuple[list[float], list[float]]:
     result = ExecutionResult(status=Status.OK, exit_code=0, stdout="1\n")
     texts = {"stdout": "1\n", "stderr": ""}
     output = Screened(stage=StageScreening(verdict=Action.ALLOW), results={}, texts=texts)
 
-    async def handler(job: Job) -> ExecuteResponse:
-        return answer.ran(job, result, output)
+    async def handler(job: Job, _relay: Relay | None = None) -> ExecuteResponse:
+        return outcome.answer(job, result, output)
 
     options: dict[str, Any] = {
         "capacity": 2, "max_depth": 1000, "ttl_s": 600, "dead_after_s": 10,
@@ -93,13 +68,13 @@ async def _hop(server: RedisServer) -> tuple[list[float], list[float]]:
     await worker.open(handler, answer_lost)
     hop, direct = [], []
     for _ in range(20):  # warm-up: connections, scripts
-        await api.call(_job(), start_within=5, finish_within=5)
+        await api.call(make_job(), start_within=5, finish_within=5)
     for _ in range(HOP_RUNS):
-        job = _job()
+        job = make_job()
         started = time.perf_counter()
         await handler(job)
         direct.append(time.perf_counter() - started)
-        job = _job()
+        job = make_job()
         started = time.perf_counter()
         state = await api.call(job, start_within=5, finish_within=5)
         hop.append(time.perf_counter() - started)
@@ -111,7 +86,7 @@ async def _hop(server: RedisServer) -> tuple[list[float], list[float]]:
 
 async def answer_lost(job: Job, worker: str) -> ExecuteResponse:
     """Never called here: no worker dies in a benchmark."""
-    return answer.lost(job, worker)
+    return outcome.lost(job, worker)
 
 
 def _state_dir(prefix: str) -> Path:

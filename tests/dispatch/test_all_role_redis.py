@@ -40,7 +40,7 @@ def test_when_role_all_has_redis_then_it_queues_there_and_runs_what_it_queued(
         metrics = service.request("GET", "/metrics").text
         assert "sandgate_queue_up 1.0" in metrics
         assert "sandgate_worker_capacity{pid=" in metrics and 'worker="solo"' in metrics
-        assert "sandgate_queue_wait_seconds_count 1.0" in metrics
+        assert "sandgate_dispatch_wait_seconds_count 1.0" in metrics
         direct = service.request("POST", "/execute", json={"code": "print(9)"})
         assert direct.json()["stdout"] == "9\n"  # /execute runs in process, no hop
 

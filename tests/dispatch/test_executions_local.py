@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sandbox.base import ExecutionResult, ExecutionSpec, Status
+from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, Status
 from sandbox.fake import FakeBackend
 from sandgate.dispatch.webhooks import SIGNATURE_HEADER, verify
 from sandgate.settings import Settings
@@ -33,7 +33,9 @@ class GatedBackend(FakeBackend):
         super().__init__()
         self.gate = threading.Event()
 
-    async def run(self, spec: ExecutionSpec) -> ExecutionResult:
+    async def run(
+        self, spec: ExecutionSpec, on_output: OutputSink | None = None
+    ) -> ExecutionResult:
         self.runs.append(spec)
         while not self.gate.is_set():
             await asyncio.sleep(0.01)

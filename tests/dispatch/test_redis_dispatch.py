@@ -19,13 +19,20 @@ from redis.asyncio import Redis
 
 from sandgate.cluster.redisserver import RedisServer
 from sandgate.dispatch import _scripts as keys
-from sandgate.dispatch.base import ExecutionState, Failure, Job, QueueFull, QueueUnavailable
+from sandgate.dispatch.base import (
+    ExecutionState,
+    Failure,
+    QueueFull,
+    QueueUnavailable,
+    Relay,
+)
 from sandgate.dispatch.consumer import Heartbeat
 from sandgate.dispatch.streams import RedisDispatcher
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteResponse
-from sandgate.pipeline import answer
-from tests.dispatch.conftest import make_job
+from sandgate.pipeline import outcome
+from sandgate.pipeline.job import Job
+from tests.dispatch.jobs import make_job
 
 pytestmark = pytest.mark.redis
 
@@ -66,16 +73,23 @@ class Script:
         self.hold = hold
         self.ran: list[str] = []
         self.lost: list[tuple[str, str]] = []
+        self.lines: list[bytes] = []  # what a streamed run releases
+        self.withheld = False
 
-    async def run(self, job: Job) -> ExecuteResponse | Failure:
+    async def run(self, job: Job, relay: Relay | None) -> ExecuteResponse | Failure:
         self.ran.append(job.execution_id)
+        if relay is not None:
+            for line in self.lines:
+                await relay.relay(line)
+            if self.withheld:
+                await relay.withhold()
         if self.hold is not None:
             await self.hold.wait()
-        return answer.blocked(job)  # any well-formed answer will do
+        return outcome.answer(job, None, None)  # any well-formed answer will do
 
     async def lose(self, job: Job, worker: str) -> ExecuteResponse:
         self.lost.append((job.execution_id, worker))
-        return answer.lost(job, worker)
+        return outcome.lost(job, worker)
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10) -> Any:
@@ -111,6 +125,39 @@ def test_when_a_worker_answers_then_the_caller_gets_it_and_it_ran_once(
             assert script.ran == [job.execution_id] and script.lost == []
             stats = await api.stats()
             assert stats.depth == 0 and [w.name for w in stats.workers] == ["w"]
+
+    asyncio.run(scenario())
+
+
+class Received:
+    """A waiter's relay: what reached it, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes | str] = []
+
+    async def relay(self, line: bytes) -> None:
+        self.seen.append(line)
+
+    async def withhold(self) -> None:
+        self.seen.append("withheld")
+
+
+def test_when_a_streamed_job_runs_then_its_lines_reach_the_waiter_in_order_before_its_end(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        script = Script()
+        script.lines = [b'{"type": "stdout", "text": "%d\\n"}\n' % i for i in range(50)]
+        script.withheld = True
+        async with node(redis_server, "api") as api, node(redis_server, "w", script):
+            received = Received()
+            job = make_job().model_copy(update={"stream": True})
+            state = await api.call(job, start_within=5, finish_within=5, relay=received)
+            assert state.status == "done" and state.response is not None
+            assert received.seen == [*script.lines, "withheld"]
+            unstreamed = Received()
+            await api.call(make_job(), start_within=5, finish_within=5, relay=unstreamed)
+            assert unstreamed.seen == []  # a job not marked `stream` relays nothing
 
     asyncio.run(scenario())
 

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from sandbox.base import EgressAttempt
 from sandbox.egress import Allowlist, EgressCaps, EgressProxy, IPAddress, ResolveError
+from tests.conftest import ADMIN_KEY, make_state_dir
+from tests.helpers import LiveServer, start_server
 
 T = TypeVar("T")
 
@@ -348,3 +350,22 @@ def servers(*items: OriginServer | EchoServer) -> Iterator[None]:
     finally:
         for item in items:
             item.stop()
+
+
+@contextlib.contextmanager
+def egress_service(
+    tmp_path_factory: Any, label: str, policies: dict[str, str]
+) -> Iterator[LiveServer]:
+    """The real service on its own state directory with these policy files; loopback egress
+    allowed (SANDGATE_EGRESS_ALLOW_PRIVATE), since the test servers live on 127.0.0.1."""
+    folder = tmp_path_factory.mktemp(f"{label}-policies")
+    for name, text in policies.items():
+        (folder / name).write_text(text)
+    state = make_state_dir(tmp_path_factory.mktemp(f"{label}-state"))
+    env = {
+        "SANDGATE_API_KEY": ADMIN_KEY,
+        "SANDGATE_POLICY_DIR": str(folder),
+        "SANDGATE_EGRESS_ALLOW_PRIVATE": "1",
+    }
+    with start_server(state, env) as live:
+        yield live

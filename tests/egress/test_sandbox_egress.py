@@ -8,26 +8,21 @@ program saw, and what the execution result records.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.server
-import io
 import socketserver
 import textwrap
 import threading
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.conftest import ADMIN_KEY, make_state_dir
-from tests.helpers import LiveServer, start_server
+from tests.egress._registry import WHEEL, demo_wheel
+from tests.egress._world import egress_service
+from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.sandbox
-
-WHEEL = "sgdemo-1.0-py3-none-any.whl"
 
 
 class World:
@@ -79,29 +74,9 @@ class World:
         self.server.server_close()
 
 
-def _wheel() -> bytes:
-    """A minimal, valid wheel for the local package index."""
-    buf = io.BytesIO()
-    files = {
-        "sgdemo/__init__.py": b"VALUE = 1\n",
-        "sgdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: sgdemo\nVersion: 1.0\n",
-        "sgdemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\n"
-        b"Tag: py3-none-any\n",
-    }
-    record = []
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{name},sha256={digest.decode()},{len(data)}")
-        record.append("sgdemo-1.0.dist-info/RECORD,,")
-        zf.writestr("sgdemo-1.0.dist-info/RECORD", "\n".join(record) + "\n")
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def worlds() -> Iterator[tuple[World, World]]:
-    wheel = _wheel()
+    wheel = demo_wheel()
     index = f'<html><body><a href="/files/{WHEEL}">{WHEEL}</a></body></html>'.encode()
     allowed = World({"/simple/sgdemo/": index, f"/files/{WHEEL}": wheel})
     forbidden = World()
@@ -115,33 +90,23 @@ def egress_server(
     tmp_path_factory: pytest.TempPathFactory, worlds: tuple[World, World], images: Any
 ) -> Iterator[LiveServer]:
     allowed, _forbidden = worlds
-    policies = tmp_path_factory.mktemp("egress-policies")
     base = "extends: default\nlimits: {timeout_s: 60, cpu_s: 60, memory_mb: 512}\n"
-    (policies / "default.yaml").write_text("description: no egress\n")
-    (policies / "open.yaml").write_text(
-        base + f'network: {{egress: ["127.0.0.1:{allowed.port}"], max_connections: 20,'
-        f" max_bytes: 1048576}}\n"
-    )
-    (policies / "by-name.yaml").write_text(
-        base + f'network: {{egress: ["localhost:{allowed.port}"]}}\n'
-    )
-    (policies / "metadata.yaml").write_text(base + 'network: {egress: ["169.254.169.254:80"]}\n')
-    (policies / "bindings.yaml").write_text(
-        "default: default\nkeys: {env: open, by-name-agent: by-name, metadata-agent: metadata}\n"
-    )
-    state = make_state_dir(tmp_path_factory.mktemp("egress-state"))
-    env = {
-        "SANDGATE_API_KEY": ADMIN_KEY,
-        "SANDGATE_POLICY_DIR": str(policies),
-        "SANDGATE_EGRESS_ALLOW_PRIVATE": "1",
+    policies = {
+        "default.yaml": "description: no egress\n",
+        "open.yaml": base + f'network: {{egress: ["127.0.0.1:{allowed.port}"], max_connections: 20,'
+        f" max_bytes: 1048576}}\n",
+        "by-name.yaml": base + f'network: {{egress: ["localhost:{allowed.port}"]}}\n',
+        "metadata.yaml": base + 'network: {egress: ["169.254.169.254:80"]}\n',
+        "bindings.yaml": "default: default\n"
+        "keys: {env: open, by-name-agent: by-name, metadata-agent: metadata}\n",
     }
-    with start_server(state, env) as live:
+    with egress_service(tmp_path_factory, "egress", policies) as live:
         yield live
         pid = live.process.pid
         sockets = [
             c
             for c in psutil.Process(pid).net_connections(kind="unix")
-            if str(state) in (c.laddr or "")
+            if str(live.state_dir) in (c.laddr or "")
         ]
         assert sockets == [], f"egress sockets left open: {sockets}"
 

@@ -28,7 +28,12 @@ def test_when_security_team_yaml_is_loaded_then_it_validates() -> None:
 
 def test_when_nothing_is_given_then_defaults_are_the_documented_ones() -> None:
     config = ScreeningConfig()
-    assert config.input.detectors_for(Stage.INPUT) == ["pii", "secrets", "injection"]
+    assert config.input.detectors_for(Stage.INPUT) == [
+        "pii",
+        "secrets",
+        "injection",
+        "injection_classifier",
+    ]
     assert config.output.detectors_for(Stage.OUTPUT) == ["pii", "secrets"]
     assert config.code.detectors_for(Stage.CODE) == ["secrets", "nemo"]
     assert config.input.action_for("pii", "EMAIL_ADDRESS") is Action.REDACT

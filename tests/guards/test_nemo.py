@@ -11,8 +11,6 @@ from guards.config import NemoConfig
 from tests.guards._helpers import spans
 from tests.guards.conftest import Screen
 
-pytest.importorskip("yara", reason="NeMo's injection rails need yara-python")
-
 FOUND = [
     ("import os\nos.system('rm -rf /tmp/x')", "CODE_INJECTION", "allow"),
     (

@@ -13,8 +13,6 @@ import pytest
 from guards import GuardOptions, NemoLLM, Screener, ScreeningConfig, Stage, StageConfig
 from guards.config import NemoConfig
 
-pytest.importorskip("yara", reason="the nemo detector also runs NeMo's YARA rails")
-
 
 class _Judge(BaseHTTPRequestHandler):
     """Answers chat completions: 'Yes' (block) when the prompt mentions 'rules', else 'No'."""

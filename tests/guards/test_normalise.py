@@ -109,7 +109,6 @@ def test_when_evasion_trick_is_used_then_detectors_see_plain_text(text: str, fol
         ("4111-1111-1111-1111", "4111111111111111"),
         ("4111\u20131111\u20131111\u20131111", "4111111111111111"),  # en dashes
         ("\uff14\uff11\uff11\uff11 1111 1111 1111", "4111111111111111"),
-        ("4111\u200b 1111 1111 1111", "4111111111111111"),
         ("GB82 W E S T 1234 5698 7654 32", "GB82WEST12345698765432"),
     ],
 )
@@ -131,12 +130,27 @@ def test_when_digits_are_not_a_card_then_they_are_not_joined(text: str) -> None:
     assert normalise(text).text == text
 
 
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("bt\x004111111111111111", "bt\n4111111111111111"),  # not "bt4111...": no card
+        ("4111\u200b 1111 1111 1111", "4111\n 1111 1111 1111"),  # two numbers, as sent
+        ("a@b.org\u200bbt", "a@b.org\nbt"),  # not a longer top-level domain
+        ("ign\u200bore", "ignore"),  # inside a word: removed
+    ],
+)
+def test_when_an_invisible_character_parts_two_things_then_they_stay_apart(
+    text: str, folded: str
+) -> None:
+    assert normalise(text).text == folded
+
+
 def test_when_joined_card_is_mapped_then_span_covers_separators_and_digits() -> None:
-    text = "pay 😀 4111 1111\u200b 1111 1111 now"
+    text = "pay 😀 4111 1111\u2013 1111 \uff11111 now"  # an en dash, a full-width digit
     norm = normalise(text)
     at = norm.text.index("4111111111111111")
     start, end = norm.to_original(at, at + 16)
-    assert text[start:end] == "4111 1111\u200b 1111 1111"
+    assert text[start:end] == "4111 1111\u2013 1111 \uff11111"
 
 
 @pytest.mark.parametrize(("start", "end"), [(-1, 2), (3, 2), (0, 99)])

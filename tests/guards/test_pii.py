@@ -60,10 +60,19 @@ def test_when_text_is_benign_then_pii_finds_nothing(screen: Screen, text: str) -
 
 
 def test_when_context_word_is_near_then_weak_phone_pattern_counts(screen: Screen) -> None:
-    with_context = screen("Phone: 699 956 915")
-    without = screen("Reference 699 956 915")
-    assert ("PHONE_NUMBER", "699 956 915") in spans(with_context, "Phone: 699 956 915")
+    # Two groups that no region's plan validates: only a context word makes them a phone.
+    with_context = screen("Phone: 7891 2345")
+    without = screen("Reference 7891 2345")
+    assert ("PHONE_NUMBER", "7891 2345") in spans(with_context, "Phone: 7891 2345")
     assert without.findings == []
+
+
+def test_when_a_valid_number_is_written_in_three_groups_then_it_counts_without_context(
+    screen: Screen,
+) -> None:
+    # The cost of reading "01 76 30 82 46" without a phone word: a reference number written
+    # like a phone number, and valid as one, is taken for one.
+    assert ("PHONE_NUMBER", "699 956 915") in spans(screen("Ref 699 956 915"), "Ref 699 956 915")
 
 
 def test_when_card_number_is_also_phone_like_then_only_the_card_is_reported(
@@ -95,3 +104,121 @@ def test_when_names_are_screened_without_a_model_then_they_are_not_found(screen:
     # Honest about the limit: PERSON needs a spaCy model the operator provides.
     config = ScreeningConfig(input=StageConfig(detectors=["pii"], entities=["PERSON"]))
     assert screen("My name is John Smith", Stage.INPUT, config).findings == []
+
+
+# Phone numbers in the forms people and generators write them.
+PHONES = [
+    ("Desk: (898)666-3621x0135", "(898)666-3621x0135"),
+    ("Fax: 345-899-3560x4587", "345-899-3560x4587"),
+    ("call 415 555 0132 ext. 12 after five", "415 555 0132 ext. 12"),
+    ("Mobile: 03.93.92.16.85", "03.93.92.16.85"),
+    ("Office 259.735.7502 until noon", "259.735.7502"),
+    ("+1-903-140-4508x769 is the desk line", "+1-903-140-4508x769"),
+    ("Desk: +41 (0)96 471 07 95", "+41 (0)96 471 07 95"),
+    ("Fax: 001-253-366-9781", "001-253-366-9781"),
+    ("ring 0049 30 1234567 tomorrow", "0049 30 1234567"),
+    ("call me: 4 1 5 5 5 5 0 1 3 2", "4 1 5 5 5 5 0 1 3 2"),
+    ("They're not answering at 0680 298 70 63", "0680 298 70 63"),
+    ("Telefon: 030 1234567", "030 1234567"),
+    ("Try +44114 496 0815 tomorrow", "+44114 496 0815"),  # a country code, no context word
+    ("Send it to (020)74960083 please", "(020)74960083"),
+    ("He wrote 01 76 30 82 46 on the form", "01 76 30 82 46"),  # valid, in five groups
+]
+
+
+@pytest.mark.parametrize(("text", "value"), PHONES)
+def test_when_a_phone_number_is_written_any_common_way_then_it_is_found(
+    screen: Screen, text: str, value: str
+) -> None:
+    assert ("PHONE_NUMBER", value) in spans(screen(text), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version 1.2.3.4 released",
+        "order 2024-01-02 shipped",
+        "the range 1990-2020 is covered",
+        "pi is 3.14159265",
+        "build 20240102.1 passed",
+        "On 2018-01-14 03:07:43 the process began",
+    ],
+)
+def test_when_digits_are_not_a_phone_number_then_none_is_reported(
+    screen: Screen, text: str
+) -> None:
+    assert not any(f.type == "PHONE_NUMBER" for f in screen(text).findings)
+
+
+# Identifiers told by the words around them; the finding is the value only.
+IDENTIFIERS = [
+    ("passport no. C01X00T47, issued 2019", "PASSPORT", "C01X00T47"),
+    ("Passport number: 912803456", "PASSPORT", "912803456"),
+    ("Reisepass Nr. C4J8K2L9M", "PASSPORT", "C4J8K2L9M"),
+    ("numéro de passeport : 18AB12345", "PASSPORT", "18AB12345"),
+    ("account number: 0012 3456 78", "BANK_ACCOUNT", "0012 3456 78"),
+    ("Bank account 12345678901", "BANK_ACCOUNT", "12345678901"),
+    ("Kontonummer: 532013000", "BANK_ACCOUNT", "532013000"),
+    ("routing number 021000021", "ABA_ROUTING_NUMBER", "021000021"),
+    ("ABA: 011000015 for wires", "ABA_ROUTING_NUMBER", "011000015"),
+    ("sort code 20-00-00, account 55779911", "UK_SORT_CODE", "20-00-00"),
+    ("sort code 20-00-00, account 55779911", "BANK_ACCOUNT", "55779911"),
+]
+GLUED_IPS = [
+    ("host10.0.0.7 is down", "10.0.0.7"),
+    ("ip=203.0.113.9,port=22", "203.0.113.9"),
+    ("from203.0.113.42to", "203.0.113.42"),
+    ("addr:fe80::1%eth0 up", "fe80::1%eth0"),
+    ("peer2001:db8::8a2e:370:7334", "2001:db8::8a2e:370:7334"),
+    ("[192.0.2.1]:8080", "192.0.2.1"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), IDENTIFIERS)
+def test_when_an_identifier_follows_its_name_then_its_value_is_found(
+    screen: Screen, text: str, kind: str, value: str
+) -> None:
+    result = screen(text)
+    assert (kind, value) in spans(result, text)
+    assert value not in result.redacted_text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "routing number 021000022",  # fails the ABA checksum
+        "passport photos are ready",
+        "I will pass 123456789 on",
+        "the account was created in 2019",
+        "sort code is missing",
+    ],
+)
+def test_when_a_number_lacks_its_context_or_checksum_then_it_is_not_an_identifier(
+    screen: Screen, text: str
+) -> None:
+    kinds = {"PASSPORT", "BANK_ACCOUNT", "ABA_ROUTING_NUMBER", "UK_SORT_CODE"}
+    assert not any(f.type in kinds for f in screen(text).findings)
+
+
+@pytest.mark.parametrize(("text", "value"), GLUED_IPS)
+def test_when_an_ip_address_is_glued_to_a_word_then_it_is_found(
+    screen: Screen, text: str, value: str
+) -> None:
+    assert ("IP_ADDRESS", value) in spans(screen(text), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version v1.2.3.4",
+        "999.1.1.1 is no address",
+        "ratio 10:30:45",
+        "aa:bb:cc:dd:ee:ff",
+        "std::begin(v)",
+        ".. code:: python",
+    ],
+)
+def test_when_dotted_or_coloned_numbers_are_not_addresses_then_no_ip_is_reported(
+    screen: Screen, text: str
+) -> None:
+    assert not any(f.type == "IP_ADDRESS" for f in screen(text).findings)

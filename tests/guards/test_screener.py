@@ -75,8 +75,8 @@ def test_when_detector_action_is_set_then_types_without_own_action_follow_it(
 
 
 def test_when_score_is_below_threshold_then_finding_is_dropped(screen: Screen) -> None:
-    text = "call me at (415) 555-0132"  # phone with context scores 0.75
-    strict = ScreeningConfig(input=StageConfig(thresholds={"PHONE_NUMBER": 0.9}))
+    text = "call me at (415) 555-0132"  # a phone-only layout and a context word: 0.95
+    strict = ScreeningConfig(input=StageConfig(thresholds={"PHONE_NUMBER": 0.99}))
     assert screen(text).verdict == "redact"
     assert screen(text, config=strict).findings == []
 
@@ -114,12 +114,12 @@ def test_when_emoji_and_combining_marks_precede_then_offsets_index_the_text_as_s
 ) -> None:
     text = (
         "👩\u200d👩\u200d👧 Zoë e\u0301\u0323 ﬁle 😀 write to bob@example.com"
-        " or 4111\u200b 1111 1111 1111"
+        " or 4111\u2013 1111 \uff11111 1111"
     )
     result = screen(text)
     assert spans(result, text) == {
         ("EMAIL_ADDRESS", "bob@example.com"),
-        ("CREDIT_CARD", "4111\u200b 1111 1111 1111"),
+        ("CREDIT_CARD", "4111\u2013 1111 \uff11111 1111"),
     }
     assert result.text.endswith("write to <EMAIL_ADDRESS> or <CREDIT_CARD>")
     assert result.text.startswith("👩\u200d👩\u200d👧 Zoë e\u0301\u0323 ﬁle 😀")
@@ -222,6 +222,7 @@ def test_when_active_entities_are_listed_then_each_detector_contributes(
         "pii",
         "secrets",
         "injection",
+        "injection_classifier",
         "nemo",
         "detect_secrets",
     }

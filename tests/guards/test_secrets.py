@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from guards import ScreeningConfig, Stage, StageConfig
 from guards.rules import RecognizerSpec
+from guards.secrets import MARKERS, may_hold_secret, shipped_recognizers
 from tests.guards._helpers import spans
 from tests.guards.conftest import Screen
 
@@ -136,3 +137,58 @@ def test_when_policy_pattern_does_not_compile_then_policy_is_rejected(regex: str
                 "patterns": [{"name": "bad", "regex": regex, "score": 0.5}],
             }
         )
+
+
+PROSE_PASSWORDS = [
+    ("my password is hunter2, don't tell", "hunter2"),
+    ("The wifi password is Tr0ub4dor&3.", "Tr0ub4dor&3"),
+    ("pwd: xyz9", "xyz9"),
+    ("Login bob, Password: S3cret!", "S3cret!"),
+    ("PIN=4711 for the door", "4711"),
+    ("Das Passwort ist S3hr-geheim.", "S3hr-geheim"),
+    ("mot de passe est azerty123", "azerty123"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), PROSE_PASSWORDS)
+def test_when_a_password_is_written_in_prose_then_its_value_is_found(
+    screen: Screen, text: str, value: str
+) -> None:
+    result = screen(text)
+    assert ("PASSWORD", value) in spans(result, text)
+    assert value not in result.redacted_text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The password is required to log in.",
+        "Your password is too short.",
+        "def login(user: str, password: str) -> bool:",
+        "password: ${DB_PASSWORD}",
+        "Enter your PIN: ****",
+        "Reset the password is easy: click the link.",
+    ],
+)
+def test_when_prose_only_mentions_a_password_then_nothing_is_found(
+    screen: Screen, text: str
+) -> None:
+    assert not any(f.type == "PASSWORD" for f in screen(text).findings)
+
+
+def test_when_markers_are_listed_then_every_shipped_recognizer_has_them() -> None:
+    assert set(MARKERS) == {spec.name for spec in shipped_recognizers()}
+
+
+@pytest.mark.parametrize(
+    "text", [text for text, _kind, _value in FOUND] + [t for t, _v in PROSE_PASSWORDS]
+)
+def test_when_a_text_holds_a_secret_then_the_prefilter_lets_it_through(text: str) -> None:
+    assert may_hold_secret(text)
+
+
+def test_when_prose_holds_no_marker_then_presidio_is_not_called() -> None:
+    from tests.bench.bench_guards import texts
+
+    assert not may_hold_secret("The quick brown fox jumps over the lazy dog. " * 20)
+    assert not may_hold_secret(texts()["clean 1 KB"])

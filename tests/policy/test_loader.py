@@ -37,7 +37,13 @@ def issues_of(directory: Path) -> list[str]:
 
 def test_when_shipped_policies_load_then_all_valid_with_hashes() -> None:
     loaded = load_policy_set(SHIPPED)
-    assert set(loaded.policies) == {"default", "strict", "data-analysis", "customer-support"}
+    assert set(loaded.policies) == {
+        "default",
+        "strict",
+        "data-analysis",
+        "customer-support",
+        "tooling",
+    }
     assert all(len(p.hash) == 64 for p in loaded.policies.values())
     default = loaded.policies["default"].policy
     assert default.network.egress == []
@@ -64,7 +70,7 @@ def test_when_cli_checks_shipped_policies_then_exit_0() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("ok ") == 4
+    assert done.stdout.count("ok ") == 5
 
 
 def test_when_schema_json_is_compared_to_the_models_then_it_is_current() -> None:
@@ -153,6 +159,16 @@ def test_when_values_are_unchanged_then_hash_is_stable(tmp_path: Path) -> None:
         ("screening: {input: {actions: {CREDIT_CARD: shred}}}\n", "screening.input.actions"),
         ("audit: {content: everything}\n", "audit.content"),
         ("languages: [cobol]\n", "languages: unknown language(s) ['cobol']"),
+        ("images: [windows]\n", "bad.yaml:1:1: images: unknown image(s) ['windows']"),
+        ("images: []\n", "images: List should have at least 1 item"),
+        (
+            "languages: [python]\nimages: [node]\n",
+            "bad.yaml:2:1: images: image 'node' runs none of the allowed languages ['python']",
+        ),
+        (
+            "languages: [python, bash]\nimages: [python-data]\n",
+            "images: language 'bash' has none of its images ['bash'] allowed",
+        ),
         ("limits: {memory_mb: 64\n", "bad.yaml:2:1:"),
         ("- just\n- a list\n", "a policy is a mapping"),
         ("", "the file is empty"),

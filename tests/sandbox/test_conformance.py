@@ -218,6 +218,7 @@ def test_when_code_reads_its_environment_then_service_env_absent(
         "LANG",
         "PYTHONPATH",
         "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUNBUFFERED",
         "PWD",
         "OLDPWD",
         "SHLVL",

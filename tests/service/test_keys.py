@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sandgate.keys import KeyStore, Scope
+from sandgate.keys import KeyStore, Scope, SqliteKeyStore
 
 SECRET = "sg_" + "k" * 43
 
@@ -15,7 +15,7 @@ def test_when_many_workers_seed_the_env_key_at_once_then_all_start_and_one_key_s
 ) -> None:
     for round_ in range(20):  # the race window is short: try it many times
         path = tmp_path / f"state{round_}" / "keys.db"
-        stores = [KeyStore(path) for _ in range(8)]  # one connection each, as workers have
+        stores = [SqliteKeyStore(path) for _ in range(8)]  # one connection each, as workers have
         start = threading.Barrier(len(stores))
         failures: list[BaseException] = []
 
@@ -44,7 +44,7 @@ def test_when_many_workers_seed_the_env_key_at_once_then_all_start_and_one_key_s
 
 
 def test_when_the_env_key_changes_then_the_old_one_is_gone(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "keys.db")
+    store = SqliteKeyStore(tmp_path / "keys.db")
     store.seed(SECRET)
     store.seed(SECRET.replace("k", "m"))
     assert store.lookup(SECRET) is None

@@ -1,0 +1,1 @@
+"""Files a language loads before the code (see `sandbox.languages.Language.prelude`)."""
