@@ -25,6 +25,8 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["execute"])
 Executor = Annotated[Caller, Depends(caller(Scope.EXECUTE))]
+# Queuing code takes a token of the `execute` rate limits, as running it at once does.
+Submitter = Annotated[Caller, Depends(caller(Scope.EXECUTE, "execute"))]
 
 
 def _tenant(who: Caller) -> str | None:
@@ -40,7 +42,7 @@ def _tenant(who: Caller) -> str | None:
     responses=errors(400, 403, 413, 415, 422, 429),
 )
 async def submit(
-    body: ExecutionsRequest, services: ServicesDep, who: Executor, response: Response
+    body: ExecutionsRequest, services: ServicesDep, who: Submitter, response: Response
 ) -> ExecutionState:
     """202 with `Location: /executions/{id}`; the state is `queued` (or `done` when screening
     blocked the code: nothing runs)."""

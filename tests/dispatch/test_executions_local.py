@@ -6,6 +6,8 @@ on 127.0.0.1 (signed, retried, dead-lettered). The same over Redis and real gVis
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -14,13 +16,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, Status
+from sandbox.base import ExecutionResult, ExecutionSpec, FileOut, OutputSink, RichResult, Status
 from sandbox.fake import FakeBackend
 from sandgate.dispatch.webhooks import SIGNATURE_HEADER, verify
 from sandgate.settings import Settings
 from tests.dispatch.receiver import receiving
 from tests.helpers import wait_for
 from tests.inproc import InProc, inproc
+from tests.service._policies import policies_with
 
 SECRET = "webhook-secret-for-tests"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -196,3 +199,66 @@ def test_when_the_listing_asks_for_another_status_or_a_bad_url_then_422(tmp_path
         assert bad.status_code == 422
         assert service.request("GET", "/executions?status=dead").json() == []
         assert service.request("GET", "/executions/" + "x" * 65).status_code == 422
+
+
+def _rich(spec: ExecutionSpec) -> ExecutionResult:
+    """A run with a rich result, a file out and CPU to charge (what `outputs` asked for)."""
+    data = b"a,b\n1,2\n"
+    return ExecutionResult(
+        status=Status.OK,
+        exit_code=0,
+        stdout="ok\n",
+        cpu_ms=1500,
+        results=[RichResult(kind="execute_result", data={"text/plain": "42"})],
+        files={
+            "out.csv": FileOut(
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                content_base64=base64.b64encode(data).decode(),
+            )
+        },
+    )
+
+
+def test_when_queued_then_the_answer_is_the_one_execute_gives_and_the_run_is_charged(
+    tmp_path: Path,
+) -> None:
+    policies = policies_with(tmp_path / "policies", default={"quotas": {"executions_per_day": 2}})
+    backend = FakeBackend(_rich)
+    binary = base64.b64encode(b"\x00\xff\x10").decode()
+    body = {"code": "1", "outputs": ["*.csv"], "files": {"in.bin": {"content_base64": binary}}}
+    with inproc(tmp_path / "state", backend, policy_dir=policies, **_settings()) as service:
+        key = service.new_key("agent")
+        direct = service.request("POST", "/execute", key=key, json=body).json()
+        submitted = service.request("POST", "/executions", key=key, json=body).json()
+        state = wait_for(lambda: _ended(service, submitted["execution_id"]))
+        queued = state["response"]
+        volatile = ("execution_id", "request_id", "screening")  # ids, screening's latency
+        assert {k: v for k, v in queued.items() if k not in volatile} == {
+            k: v for k, v in direct.items() if k not in volatile
+        }
+        verdicts = {stage: s["verdict"] for stage, s in queued["screening"].items()}
+        assert verdicts == {"code": "allow", "output": "allow"}
+        assert queued["results"][0]["data"] == {"text/plain": "42"}
+        assert list(queued["files"]) == ["out.csv"]
+        assert [run.files["in.bin"] for run in backend.runs] == [b"\x00\xff\x10"] * 2
+        refused = service.request("POST", "/executions", key=key, json=body)
+        assert refused.status_code == 429 and refused.json()["error"]["type"] == "quota_exceeded"
+        usage = service.request("GET", "/usage", key=key).json()
+        cpu = next(q for q in usage["key"] if q["quota"] == "cpu_seconds_per_day")
+        assert cpu["used"] == 3.0  # both runs charged, the queued one by its worker
+        records = [r for r in service.records() if r.action == "execute"]
+        assert [r.details["files"] for r in records] == [["in.bin"], ["in.bin"]]
+
+
+def test_when_a_key_passes_its_execute_rate_limit_then_executions_are_refused_too(
+    tmp_path: Path,
+) -> None:
+    policies = policies_with(
+        tmp_path / "policies", default={"rate_limits": {"execute": {"rate": 0.01, "burst": 1}}}
+    )
+    with inproc(tmp_path / "state", policy_dir=policies, **_settings()) as service:
+        key = service.new_key("agent")
+        assert service.request("POST", "/executions", key=key, json={"code": "1"}).is_success
+        refused = service.request("POST", "/executions", key=key, json={"code": "1"})
+        assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limited"
