@@ -189,7 +189,11 @@ def load_policies(
 
 
 def session_manager(
-    settings: Settings, backend: SandboxBackend | None, auditor: Auditor, budgets: Budgets
+    settings: Settings,
+    backend: SandboxBackend | None,
+    registry: SessionRegistry,
+    auditor: Auditor,
+    budgets: Budgets,
 ) -> SessionManager:
     """The sessions of this process; an end that no request asked for (idle, ttl, a dead
     sandbox, a restart) is audited as `session.end` with its reason, and every end charges the
@@ -220,7 +224,7 @@ def session_manager(
 
     return SessionManager(
         backend,
-        SessionRegistry(settings.state_dir / "sessions.db"),
+        registry,
         memory_budget_mb=settings.sessions_memory_mb,
         on_end=on_end,
         on_closed=on_closed,

@@ -1,13 +1,13 @@
 """The running service's parts, put together when the app starts and closed when it stops.
 
 `running(settings, backend=..., screener=...)` builds everything a request needs (each part is
-made in `sandgate.parts`): the key store, the screener, the audit log, the policies (watched
-for changes), the rate limiter, quotas and CPU breaker, the dispatcher (Redis, or an
-in-process queue), and on a node that runs sandboxes (role `all` or `worker`) the sandbox
-backend (reaping what a crash left when no sibling worker is alive), the executor and the
-webhook deliverer. An API node (role `api`) has no backend: its jobs go to the workers. A test
-may hand in its own backend (a fake, for logic above the sandbox) or screener (one shared by
-many in-process apps).
+made in `sandgate.parts`, the stores in `sandgate.stores`): the key store, the screener, the
+audit log, the policies (watched for changes), the rate limiter, quotas and CPU breaker, the
+dispatcher (Redis, or an in-process queue), the sessions, and on a node that runs sandboxes
+(role `all` or `worker`) the sandbox backend (reaping what a crash left when no sibling worker
+is alive), the executor and the webhook deliverer. An API node (role `api`) has no backend:
+its jobs go to the workers. A test may hand in its own backend (a fake, for logic above the
+sandbox) or screener (one shared by many in-process apps).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sandgate.audit.auditor import Auditor
 from sandgate.breaker import CpuBreaker
 from sandgate.dispatch.base import Dispatcher
 from sandgate.executor import Executor
-from sandgate.keys import KeyStore, SqliteKeyStore
+from sandgate.keys import KeyStore
 from sandgate.keys.base import ENV_KEY_NAME
 from sandgate.keys.expiry import expires_at, expiring
 from sandgate.lease import WorkerLease
@@ -50,8 +50,8 @@ from sandgate.ratelimit import RateLimiter
 from sandgate.sessions.manager import SessionManager
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
 from sandgate.slots import SandboxSlots
+from sandgate.stores import open_keys, open_registry, open_usage
 from sandgate.tracing import Tracing
-from sandgate.usage import SqliteUsageStore
 
 __all__ = ["Services", "running"]
 
@@ -111,7 +111,7 @@ async def running(
 ) -> AsyncIterator[Services]:
     """Build the service's parts, yield them, and close them whatever happens."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    keys = SqliteKeyStore(settings.state_dir / "keys.db")
+    keys = open_keys(settings)
     if screener is None:
         screener = Screener(guard_options(settings))
         await asyncio.to_thread(screener.warm_up)
@@ -138,7 +138,7 @@ async def running(
     dispatch = make_dispatcher(settings, metrics, auditor, runs=runs)
     limiter = RateLimiter(settings.redis_url)
     tracing = Tracing(settings.otlp_endpoint, steps=StepMetrics(metrics))
-    usage = SqliteUsageStore(settings.state_dir / "usage.db")
+    usage = open_usage(settings)
     breaker = CpuBreaker(
         usage,
         settings.cpu_budget_per_hour,
@@ -147,7 +147,7 @@ async def running(
     )
     budgets = Budgets(usage, breaker, on_refused=lambda r: metrics.refused.labels(r).inc())
     budgets.prune()
-    sessions = session_manager(settings, backend, auditor, budgets)
+    sessions = session_manager(settings, backend, open_registry(settings), auditor, budgets)
     await sessions.start()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         min_length=16,
         description="Signs audit checkpoints. Unset: a key kept in <state_dir>/audit_hmac_key.",
     )
+    state_dsn: str | None = Field(
+        None,
+        description="`postgresql://...`: keys, usage and quotas, and the sessions' registry, "
+        "shared by every node. Unset: SANDGATE_AUDIT_DSN when that is PostgreSQL, else SQLite "
+        "files in the state directory.",
+    )
     redis_url: str | None = Field(
         None,
         description="Redis (`redis://host:6379/0`), shared by every worker and host: the work "

@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse
 from sandgate.audit.base import AuditError
 from sandgate.deps import ServicesDep
 from sandgate.dispatch.base import QueueUnavailable
+from sandgate.errors import StoreUnavailable
 from sandgate.keys.expiry import expiring
 from sandgate.services import Services
 from sandgate.settings import PRIVATE_EGRESS_WARNING
+from sandgate.stores import state_dsn
 
 __all__ = ["router"]
 
@@ -93,7 +95,10 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
     if backend is not None:  # images are the concern of the nodes that run sandboxes
         checks["images"] = _images_check(services)
-    checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
+    try:
+        checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
+    except StoreUnavailable as exc:
+        checks["cpu_budget"] = {"ok": False, "detail": exc.message}
     screener = services.screener
     checks["screening"] = {
         "ok": True,
@@ -111,8 +116,15 @@ async def ready(services: ServicesDep) -> JSONResponse:
             f"policy reload rejected ({len(registry.rejected.issues)} problem(s), e.g. {first}); "
             "the last good policies stay in force"
         )
-    listed = await asyncio.to_thread(services.keys.list)
-    warnings += expiring(listed, registry.current, time.time())
+    checks["stores"] = {
+        "ok": True,
+        "engine": "postgresql" if state_dsn(services.settings) else "sqlite",
+    }
+    try:
+        listed = await asyncio.to_thread(services.keys.list)
+        warnings += expiring(listed, registry.current, time.time())
+    except StoreUnavailable as exc:
+        checks["stores"] |= {"ok": False, "detail": exc.message}
     ok = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ok else "not_ready",
