@@ -4,11 +4,12 @@
 then N API nodes and M workers, each its own `sandgate serve --role ...` process on its own
 loopback address (127.0.0.2, 127.0.0.3, ...), port and state directory, sharing the secrets
 several nodes must agree on (audit HMAC key, hash secret, webhook secret: made once under
-`<state>/secrets`). Until keys live in PostgreSQL, `SANDGATE_API_KEY` (when set) is seeded on
-every node, each into its own key store; keys made with `sandgate keys create` exist only on
-the node whose state directory they were made in. `up` returns once every node is ready and
-every API node sees every worker; `<state>/cluster.json` records what runs (no secrets), which
-is all `down` needs.
+`<state>/secrets`). Keys, usage and the sessions' registry live in the cluster's PostgreSQL
+with its audit log: `SANDGATE_API_KEY` (when set) is seeded there once, before any node starts
+(the nodes get no key of their own), and `sandgate keys create` run with the cluster's
+`audit_dsn` as `SANDGATE_STATE_DSN` makes a key every node sees. `up` returns once every node
+is ready and every API node sees every worker; `<state>/cluster.json` records what runs (no
+secrets), which is all `down` needs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from sandgate.cluster._proc import alive as _alive
 from sandgate.cluster._proc import free_port
 from sandgate.cluster.pgserver import PgServer
 from sandgate.cluster.redisserver import RedisServer
+from sandgate.keys import PostgresKeyStore
+from sandgate.keys.base import ENV_KEY_NAME
+from sandgate.keys.expiry import expires_at
+from sandgate.policy.loader import load_policy_set
 from sandgate.secretfile import persistent_secret
 from sandgate.settings import REPO_ROOT
 
@@ -110,6 +115,7 @@ class LocalCluster:
             raise ClusterError(f"a cluster already runs in {self.state_dir}; `down` it first")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         manifest = Manifest(redis_url=self.redis.start(), audit_dsn=self.postgres.start(), nodes=[])
+        self._seed_key(manifest.audit_dsn)
         roles = ["api"] * api + ["worker"] * workers
         counts = {"api": 0, "worker": 0}
         for i, role in enumerate(roles):
@@ -134,12 +140,25 @@ class LocalCluster:
             ],
         }
 
+    def _seed_key(self, dsn: str) -> None:
+        """Install `SANDGATE_API_KEY` (when set) in the shared key store, once for all nodes."""
+        env = os.environ | self.env
+        secret = env.get("SANDGATE_API_KEY")
+        if not secret:
+            return
+        policies = load_policy_set(Path(env.get("SANDGATE_POLICY_DIR") or REPO_ROOT / "policies"))
+        keys = PostgresKeyStore(dsn)
+        try:
+            keys.seed(secret, expires_at(policies, ENV_KEY_NAME, "default", time.time()))
+        finally:
+            keys.close()
+
     def node_env(self, node: Node, manifest: Manifest) -> dict[str, str]:
-        """The environment a node runs with: the caller's (and `env`), plus the cluster's."""
+        """The environment a node runs with: the caller's (and `env`, but no key to seed),
+        plus the cluster's."""
         inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         return (
-            inherited
-            | self.env
+            {k: v for k, v in (inherited | self.env).items() if k != "SANDGATE_API_KEY"}
             | self._secrets()
             | {
                 "SANDGATE_ROLE": node.role,
