@@ -24,11 +24,12 @@ from sandgate.api.responses import install_openapi
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.trail import AuditTrail
 from sandgate.bodylimit import BodyLimitMiddleware
+from sandgate.dispatch.streams import RedisDispatcher
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
 from sandgate.metrics import Metrics
 from sandgate.observe import count_request
-from sandgate.pipeline import carry
+from sandgate.pipeline import carry, session_calls
 from sandgate.services import Services, running
 from sandgate.settings import Settings
 from sandgate.tracing import FASTAPI_TELEMETRY
@@ -58,6 +59,8 @@ def create_app(
                     functools.partial(carry.run_job, services),
                     functools.partial(carry.lose, services),
                 )
+                if isinstance(services.dispatch, RedisDispatcher):  # it holds sessions
+                    services.dispatch.serve_calls(functools.partial(session_calls.serve, services))
             app.state.services = services
             started.append(services)
             try:

@@ -41,6 +41,7 @@ __all__ = [
     "load_policies",
     "make_backend",
     "make_dispatcher",
+    "node_name",
     "open_auditor",
     "session_manager",
 ]
@@ -104,6 +105,11 @@ def open_auditor(settings: Settings) -> Auditor:
         raise RuntimeError(f"cannot open the audit store {redacted_dsn(dsn)}: {exc}") from None
 
 
+def node_name(settings: Settings) -> str:
+    """This node's name: `SANDGATE_NODE_NAME`, or the host's."""
+    return settings.node_name or socket.gethostname()
+
+
 def make_dispatcher(
     settings: Settings, metrics: Metrics, auditor: Auditor, *, runs: bool
 ) -> Dispatcher:
@@ -121,7 +127,7 @@ def make_dispatcher(
             allow_private=settings.webhook_allow_private,
             auditor=auditor,
         )
-    node = settings.node_name or socket.gethostname()
+    node = node_name(settings)
     # Each server process takes its share of the host's sandbox slots from the queue.
     capacity = max(1, settings.max_concurrency // settings.workers)
     if settings.redis_url is None:
@@ -192,12 +198,14 @@ def session_manager(
     settings: Settings,
     backend: SandboxBackend | None,
     registry: SessionRegistry,
+    dispatch: Dispatcher,
     auditor: Auditor,
     budgets: Budgets,
 ) -> SessionManager:
-    """The sessions of this process; an end that no request asked for (idle, ttl, a dead
-    sandbox, a restart) is audited as `session.end` with its reason, and every end charges the
-    hours the session was open to its key's and tenant's `session_hours_per_day`."""
+    """The sessions of this process (held as the dispatcher's worker); an end that no request
+    asked for (idle, ttl, a dead sandbox, a restart, a dead worker) is audited as `session.end`
+    with its reason, and every end charges the hours the session was open to its key's and
+    tenant's `session_hours_per_day`."""
 
     async def on_closed(record: SessionRecord) -> None:
         hours = ((record.ended_at or time.time()) - record.created_at) / 3600
@@ -225,7 +233,10 @@ def session_manager(
     return SessionManager(
         backend,
         registry,
+        node=node_name(settings),
+        worker=dispatch.consumer,
         memory_budget_mb=settings.sessions_memory_mb,
         on_end=on_end,
         on_closed=on_closed,
+        dead=dispatch.worker_dead,
     )

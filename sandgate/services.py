@@ -28,6 +28,8 @@ from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.breaker import CpuBreaker
 from sandgate.dispatch.base import Dispatcher
+from sandgate.dispatch.calls import SessionCalls
+from sandgate.dispatch.streams import RedisDispatcher
 from sandgate.executor import Executor
 from sandgate.keys import KeyStore
 from sandgate.keys.base import ENV_KEY_NAME
@@ -78,6 +80,7 @@ class Services:
     budgets: Budgets
     tracing: Tracing
     images: ImageStore
+    calls: SessionCalls | None  # with Redis: calls to sessions another worker holds
 
     @property
     def sandboxes(self) -> Executor:
@@ -147,7 +150,9 @@ async def running(
     )
     budgets = Budgets(usage, breaker, on_refused=lambda r: metrics.refused.labels(r).inc())
     budgets.prune()
-    sessions = session_manager(settings, backend, open_registry(settings), auditor, budgets)
+    sessions = session_manager(
+        settings, backend, open_registry(settings), dispatch, auditor, budgets
+    )
     await sessions.start()
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(registry.watch(stop_watching))
@@ -179,6 +184,7 @@ async def running(
             budgets=budgets,
             tracing=tracing,
             images=image_store(settings),
+            calls=dispatch.calls if isinstance(dispatch, RedisDispatcher) else None,
         )
     finally:
         stop_watching.set()

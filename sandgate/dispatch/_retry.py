@@ -1,9 +1,11 @@
-"""Waiting out Redis: a worker's writes are retried (tenacity, exponential backoff up to 2 s)
-until Redis answers, since dropping them would lose what ran."""
+"""Redis being away: a worker's writes are retried (tenacity, exponential backoff up to 2 s)
+until Redis answers, since dropping them would lose what ran; new work meets a 503
+(`engine`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import structlog
@@ -11,12 +13,23 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-__all__ = ["REDIS_DOWN", "until_redis_answers"]
+from sandgate.dispatch.base import QueueUnavailable
+
+__all__ = ["REDIS_DOWN", "engine", "until_redis_answers"]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 # Redis away (refused, reset, timed out, still loading its data), not a command it refused.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@contextmanager
+def engine() -> Iterator[None]:
+    """Redis being away, as the dispatcher's QueueUnavailable (503: nothing was done)."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable(f"the queue (Redis) is unavailable: {type(exc).__name__}") from None
 
 
 def _waiting(state: RetryCallState) -> None:

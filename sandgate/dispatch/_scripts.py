@@ -7,6 +7,7 @@
     sandgate:events:<id>     stream the waiter reads: a streamed job's output (`line`, and
                              `withheld` when screening blocked it), then `end` (status,
                              field, payload) when it ends: the wake-up carries the answer
+    sandgate:calls:<c>       stream of the session calls sent to consumer <c> (see `calls`)
     sandgate:worker:<c>      a live consumer's heartbeat (JSON), expiring after `dead_after`
     sandgate:workers         set of consumers that have beaten (pruned of dead ones)
     sandgate:dead[:<tenant>] sorted sets: executions whose webhook was dead-lettered, by time
@@ -30,6 +31,7 @@ __all__ = [
     "START",
     "SUBMIT",
     "WORKERS",
+    "calls_key",
     "dead_key",
     "events_key",
     "exec_key",
@@ -59,6 +61,11 @@ EVENTS_TTL_S = 600  # a waiter reads the events at once; a poller reads the hash
 def worker_key(consumer: str) -> str:
     """A consumer's heartbeat."""
     return f"sandgate:worker:{consumer}"
+
+
+def calls_key(consumer: str) -> str:
+    """The stream of the session calls sent to a consumer."""
+    return f"sandgate:calls:{consumer}"
 
 
 def dead_key(tenant: str) -> str:

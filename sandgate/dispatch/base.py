@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -43,11 +43,14 @@ Status = Literal["queued", "running", "done", "failed"]
 
 
 class Failure(BaseModel):
-    """Why an execution could not be carried out: the error answer it stands for."""
+    """Why an execution (or a session call) could not be carried out: the error answer it
+    stands for."""
 
     type: str
     message: str
     status_code: int
+    details: list[dict[str, Any]] | None = None
+    headers: dict[str, str] | None = None
 
 
 class WebhookState(BaseModel):
@@ -82,6 +85,7 @@ class WorkerInfo(BaseModel):
 
     name: str
     pid: int
+    consumer: str = Field("", description="Its name in the queue: where its sessions' calls go.")
     running: int = Field(description="Executions it runs now.")
     capacity: int = Field(description="Executions it runs at once at most.")
     heartbeat_age_s: float
@@ -125,10 +129,15 @@ class Dispatcher(abc.ABC):
     """Queues jobs, hands them to workers, keeps their states and dead letters."""
 
     name: str
+    consumer: str  # this node's name among the workers (where calls to its sessions go)
 
     @abc.abstractmethod
     async def open(self, run: JobHandler | None, lost: LostHandler | None) -> None:
         """Connect; with handlers, also take jobs as a worker (role `worker` or `all`)."""
+
+    @abc.abstractmethod
+    async def worker_dead(self, consumer: str) -> bool:
+        """Whether the worker `consumer` is dead (its heartbeat stayed away; never this one)."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -66,7 +66,15 @@ class Heartbeat:
     async def beat(self, running: int, capacity: int) -> None:
         """Say this consumer is alive, with its load."""
         node, pid, _ = self.consumer.split(":")
-        info = json.dumps({"name": node, "pid": int(pid), "running": running, "capacity": capacity})
+        info = json.dumps(
+            {
+                "name": node,
+                "pid": int(pid),
+                "consumer": self.consumer,
+                "running": running,
+                "capacity": capacity,
+            }
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.worker_key(self.consumer), info, px=self.dead_after_ms)
             pipe.sadd(keys.WORKERS, self.consumer)

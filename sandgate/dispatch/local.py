@@ -51,6 +51,7 @@ class LocalDispatcher(Dispatcher):
         metrics: Metrics,
     ) -> None:
         self.node = node
+        self.consumer = node
         self.capacity = capacity
         self.max_depth = max_depth
         self.ttl_s = ttl_s
@@ -71,6 +72,10 @@ class LocalDispatcher(Dispatcher):
         self._run = run
         for _ in range(self.capacity if run else 0):
             self._spawn(self._runner())
+
+    async def worker_dead(self, consumer: str) -> bool:
+        """Never: this process is the only worker, and it is alive."""
+        return False
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -200,6 +205,7 @@ class LocalDispatcher(Dispatcher):
         waiting = [s.queued_at or 0 for s in self._states.values() if s.status == "queued"]
         me = WorkerInfo(
             name=self.node,
+            consumer=self.consumer,
             pid=os.getpid(),
             running=self.running,
             capacity=self.capacity,

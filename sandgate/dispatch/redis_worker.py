@@ -15,57 +15,23 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from sandgate.dispatch import _scripts as keys
 from sandgate.dispatch._hashes import state_of
 from sandgate.dispatch._retry import REDIS_DOWN, until_redis_answers
 from sandgate.dispatch.base import JobHandler, LostHandler
-from sandgate.dispatch.consumer import Heartbeat, StreamWorker
+from sandgate.dispatch.consumer import StreamWorker
+from sandgate.dispatch.events import EventsWriter
 from sandgate.models import ExecuteResponse
 from sandgate.pipeline.job import Job
 
 if TYPE_CHECKING:
     from sandgate.dispatch.streams import RedisDispatcher
 
-__all__ = ["EventsRelay", "RedisWorker"]
+__all__ = ["RedisWorker"]
 
 log = structlog.get_logger(__name__)
 DELIVERERS = 4
-
-
-class EventsRelay:
-    """A streamed job's output lines, added to its events stream as screening releases them
-    (its waiter reads them there, before the end the finish adds). Entries have ids `0-<n>`
-    of their own, so a write retried after a lost reply is not added twice."""
-
-    def __init__(self, redis: Redis, execution_id: str) -> None:
-        self.redis = redis
-        self.key = keys.events_key(execution_id)
-        self._count = 0
-
-    async def _add(self, fields: dict[str, str]) -> None:
-        self._count += 1
-        entry = f"0-{self._count}"
-
-        async def add() -> None:
-            try:
-                await self.redis.xadd(self.key, fields, id=entry)  # type: ignore[arg-type]
-            except ResponseError as exc:
-                if "equal or smaller" not in str(exc):
-                    raise  # not the retry of a write that happened
-            await self.redis.expire(self.key, keys.EVENTS_TTL_S)
-
-        await until_redis_answers(add)
-
-    async def relay(self, line: bytes) -> None:
-        """One output line."""
-        await self._add({"line": line.decode("utf-8")})
-
-    async def withhold(self) -> None:
-        """Screening blocked the output."""
-        await self._add({"withheld": "1"})
 
 
 class RedisWorker:
@@ -79,7 +45,7 @@ class RedisWorker:
         self._lost = lost
         self._start = self.redis.register_script(keys.START)
         self._finish = self.redis.register_script(keys.FINISH)
-        beat = Heartbeat(self.redis, self.consumer, dispatch.dead_after_ms / 1000)
+        beat = dispatch.heartbeat
         self._heartbeat = beat
         self._streams = [
             StreamWorker(self.redis, keys.JOBS, "workers", beat, dispatch.capacity, self._on_job),
@@ -141,7 +107,7 @@ class RedisWorker:
         job = Job.model_validate_json(started[1])
         if verdict == "run":
             self.dispatch.metrics.dispatch_wait.observe(max(0.0, time.time() - float(started[2])))
-            relay = EventsRelay(self.redis, execution_id) if job.stream else None
+            relay = EventsWriter(self.redis, execution_id) if job.stream else None
             outcome = await self._run(job, relay)
         else:
             assert lost_from is not None

@@ -15,10 +15,7 @@ both directly.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -28,7 +25,7 @@ from redis.backoff import ExponentialBackoff
 
 from sandgate.dispatch import _scripts as keys
 from sandgate.dispatch._hashes import state_of
-from sandgate.dispatch._retry import REDIS_DOWN
+from sandgate.dispatch._retry import REDIS_DOWN, engine
 from sandgate.dispatch.base import (
     BUSY,
     Dispatcher,
@@ -42,7 +39,9 @@ from sandgate.dispatch.base import (
     WebhookState,
     WorkerInfo,
 )
-from sandgate.dispatch.consumer import consumer_name, live_consumers
+from sandgate.dispatch.calls import CallHandler, CallServer, SessionCalls
+from sandgate.dispatch.consumer import Heartbeat, consumer_name, live_consumers
+from sandgate.dispatch.events import EventsReader
 from sandgate.dispatch.redis_worker import RedisWorker
 from sandgate.dispatch.webhooks import Webhooks
 from sandgate.metrics import Metrics
@@ -51,55 +50,6 @@ from sandgate.pipeline.job import Job
 __all__ = ["RedisDispatcher"]
 
 log = structlog.get_logger(__name__)
-
-
-@contextmanager
-def _engine() -> Iterator[None]:
-    """Redis being away, as the dispatcher's QueueUnavailable (503: nothing was done)."""
-    try:
-        yield
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable(f"the queue (Redis) is unavailable: {type(exc).__name__}") from None
-
-
-class _Events:
-    """A waiter's reading of one execution's events stream: output lines to `relay`, then the
-    end (None until it comes)."""
-
-    def __init__(self, redis: Redis, execution_id: str, relay: Relay | None) -> None:
-        self.redis = redis
-        self.execution_id = execution_id
-        self.key = keys.events_key(execution_id)
-        self.relay = relay
-        self.last = "0-0"
-
-    async def wait(self, timeout: float) -> ExecutionState | None:
-        """Relay what comes within `timeout` (at most 2 s); the state if it ended."""
-        until = time.monotonic() + min(2.0, max(0.01, timeout))
-        while (left := until - time.monotonic()) > 0:
-            try:
-                read: Any = await self.redis.xread(
-                    {self.key: self.last}, block=max(1, int(left * 1000))
-                )
-            except REDIS_DOWN:
-                await asyncio.sleep(min(0.5, left))
-                return None
-            for _stream, entries in read or ():
-                for entry_id, fields in entries:
-                    self.last = entry_id
-                    if "end" in fields:
-                        answer = {"status": fields["end"], fields["field"]: fields["payload"]}
-                        return state_of(self.execution_id, answer)
-                    await self._hand_on(fields)
-        return None
-
-    async def _hand_on(self, fields: dict[str, str]) -> None:
-        if self.relay is None:
-            return
-        if "line" in fields:
-            await self.relay.relay(fields["line"].encode("utf-8"))
-        elif "withheld" in fields:
-            await self.relay.withhold()
 
 
 class RedisDispatcher(Dispatcher):
@@ -140,6 +90,9 @@ class RedisDispatcher(Dispatcher):
         self._submit = self.redis.register_script(keys.SUBMIT)
         self._cancel = self.redis.register_script(keys.CANCEL)
         self._worker: RedisWorker | None = None
+        self.heartbeat = Heartbeat(self.redis, self.consumer, dead_after_s)
+        self.calls = SessionCalls(self.redis, self.heartbeat)
+        self._call_server: CallServer | None = None
 
     async def open(self, run: JobHandler | None, lost: LostHandler | None) -> None:
         """Take jobs (and deliver webhooks) when handlers are given; API nodes only submit."""
@@ -147,8 +100,25 @@ class RedisDispatcher(Dispatcher):
             self._worker = RedisWorker(self, run, lost)
             self._worker.start()
 
+    def serve_calls(self, handle: CallHandler) -> None:
+        """Serve the calls sent to this node's sessions (a node that holds sessions)."""
+        self._call_server = CallServer(self.redis, self.consumer, handle)
+        self._call_server.start()
+
+    async def worker_dead(self, consumer: str) -> bool:
+        """Whether `consumer`'s heartbeat stayed away (never while Redis itself is away)."""
+        if consumer == self.consumer:
+            return False
+        try:
+            return await self.heartbeat.dead(consumer)
+        except REDIS_DOWN:
+            self.heartbeat.redis_was_away()
+            return False
+
     async def close(self) -> None:
-        """Stop taking work (running jobs finish within the grace), then disconnect."""
+        """Stop taking work (running jobs and calls finish within the grace), then disconnect."""
+        if self._call_server is not None:
+            await self._call_server.close(self.grace_s)
         if self._worker is not None:
             await self._worker.close()
         if self.webhooks is not None:
@@ -159,7 +129,7 @@ class RedisDispatcher(Dispatcher):
 
     async def submit(self, job: Job) -> ExecutionState:
         """Queue `job` unless the queue is at its cap."""
-        with _engine():
+        with engine():
             queued = await self._submit(
                 keys=[keys.QUEUED, keys.exec_key(job.execution_id), keys.JOBS],
                 args=[
@@ -188,11 +158,12 @@ class RedisDispatcher(Dispatcher):
         state = await self.submit(job)
         start_by = time.monotonic() + start_within
         end_by = start_by + finish_within
-        events = _Events(self.redis, job.execution_id, relay)
+        events = EventsReader(self.redis, job.execution_id, relay)
         while True:
             now = time.monotonic()
             deadline = start_by if state.status == "queued" and now < start_by else end_by
-            state = await events.wait(deadline - now) or await self._read(job.execution_id, state)
+            end = await events.wait(deadline - now)
+            state = _ended(job.execution_id, end) or await self._read(job.execution_id, state)
             if state.terminal:
                 return state
             now = time.monotonic()
@@ -232,7 +203,7 @@ class RedisDispatcher(Dispatcher):
             fields["response"] = state.response.model_dump_json()
         if webhook_url:
             fields["webhook"] = WebhookState(state="pending").model_dump_json()
-        with _engine():
+        with engine():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(keys.exec_key(state.execution_id), mapping=fields)
                 pipe.expire(keys.exec_key(state.execution_id), self.ttl_s)
@@ -242,21 +213,21 @@ class RedisDispatcher(Dispatcher):
 
     async def get(self, execution_id: str) -> ExecutionState | None:
         """The execution's state from its hash."""
-        with _engine():
+        with engine():
             fields = await self.redis.hgetall(keys.exec_key(execution_id))
         return state_of(execution_id, fields)
 
     async def dead_letters(self, tenant: str | None, limit: int) -> list[ExecutionState]:
         """Dead-lettered executions, newest first."""
         key = keys.DEAD if tenant is None else keys.dead_key(tenant)
-        with _engine():
+        with engine():
             ids = [str(i) for i in await self.redis.zrevrange(key, 0, limit - 1)]
         found = [await self.get(i) for i in ids]
         return [state for state in found if state is not None]
 
     async def stats(self) -> QueueStats:
         """Depth and oldest wait of the queue, and the live workers."""
-        with _engine():
+        with engine():
             depth = await self.redis.zcard(keys.QUEUED)
             oldest: Any = await self.redis.zrange(keys.QUEUED, 0, 0, withscores=True)
             live = await live_consumers(self.redis, self.dead_after_ms)
@@ -265,3 +236,10 @@ class RedisDispatcher(Dispatcher):
             oldest_wait_s=max(0.0, time.time() - oldest[0][1]) if oldest else 0.0,
             workers=[WorkerInfo(**info, heartbeat_age_s=age) for info, age in live],
         )
+
+
+def _ended(execution_id: str, end: dict[str, str] | None) -> ExecutionState | None:
+    """The state an `end` entry carries (the FINISH script's: status, field, payload)."""
+    if end is None or "end" not in end:
+        return None
+    return state_of(execution_id, {"status": end["end"], end["field"]: end["payload"]})

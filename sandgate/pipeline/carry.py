@@ -11,8 +11,6 @@ sandbox runtime or audit store down) into a `Failure`, the error answer the API 
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from sandbox.base import ExecutionResult, OutputSink
@@ -23,7 +21,7 @@ from sandgate.models import ExecuteResponse
 from sandgate.pipeline import outcome
 from sandgate.pipeline.execution import Run, conclude, events_for, record
 from sandgate.pipeline.job import Job
-from sandgate.pipeline.stream import Events
+from sandgate.pipeline.stream import streamed_to
 from sandgate.services import Services
 
 __all__ = ["fresh_sandbox", "lose", "run_job"]
@@ -47,7 +45,9 @@ async def run_job(services: Services, job: Job, relay: Relay | None) -> ExecuteR
         await services.auditor.ensure_writable()
         if relay is None:
             return await conclude(services, job, fresh_sandbox(services), patience_s=FOREVER)
-        return await _streamed(services, job, relay)
+        events = events_for(services, job)
+        run = conclude(services, job, fresh_sandbox(services), events=events, patience_s=FOREVER)
+        return await streamed_to(relay, events, run)
     except SandgateError as exc:
         return Failure(type=exc.type, message=exc.message, status_code=exc.status_code)
     except AuditUnavailable as exc:
@@ -55,27 +55,6 @@ async def run_job(services: Services, job: Job, relay: Relay | None) -> ExecuteR
     except Exception as exc:
         log.error("execution.crashed", execution_id=job.execution_id, exc_info=exc)
         return Failure(type="internal_error", message="internal error", status_code=500)
-
-
-async def _streamed(services: Services, job: Job, relay: Relay) -> ExecuteResponse:
-    """Conclude with the output's lines handed to `relay` as they are released (all of them
-    before the answer)."""
-    events = events_for(services, job)
-    pump = asyncio.create_task(_pump(events, relay))
-    try:
-        return await conclude(
-            services, job, fresh_sandbox(services), events=events, patience_s=FOREVER
-        )
-    finally:
-        await events.close()
-        await pump
-
-
-async def _pump(events: Events, relay: Relay) -> None:
-    async for line in events.lines():
-        await relay.relay(line)
-    if events.blocked:
-        await relay.withhold()
 
 
 async def lose(services: Services, job: Job, worker: str) -> ExecuteResponse:

@@ -1,4 +1,5 @@
-"""`POST /sessions/{id}/execute`, top to bottom: the caller's live session -> admission under
+"""`POST /sessions/{id}/execute` on the worker holding the session, top to bottom: the caller's
+live session -> admission under
 the session's policy and the code screened -> its turn and a slot -> run in the session's
 interpreter -> the output screened -> one audit record -> the answer (the /execute shape plus
 `execution_count`).
@@ -44,13 +45,12 @@ def _same_session(body: ExecuteRequest, live: LiveSession) -> None:
 
 
 async def admitted(
-    services: Services, caller: Caller, session_id: str, body: ExecuteRequest
-) -> tuple[LiveSession, Job]:
-    """The caller's live session and the admitted request, before any answer starts."""
-    live = services.sessions.live(caller.key, session_id)
+    services: Services, caller: Caller, live: LiveSession, body: ExecuteRequest
+) -> Job:
+    """The request admitted to the caller's live session, before any answer starts."""
     _same_session(body, live)
     body = body.model_copy(update={"image": live.record.image})
-    return live, await admit(services, caller, body, live.policy, session_id=live.record.id)
+    return await admit(services, caller, body, live.policy, session_id=live.record.id)
 
 
 async def run(
@@ -79,7 +79,7 @@ async def run(
                         )
             except SessionEnded as exc:
                 raise await services.sessions.lost(live, exc.reason) from None
-            services.sessions.used(live, executions=1)
+            await services.sessions.used(live, executions=1)
         ended = await services.sessions.ended_by_itself(live)
         if ended is not None:
             note = f"the session ended ({ended.end_reason}); its state is gone"
@@ -96,5 +96,5 @@ async def execute_in_session(
     services: Services, caller: Caller, session_id: str, body: ExecuteRequest
 ) -> ExecuteResponse:
     """Run `body.code` in the caller's session."""
-    live, job = await admitted(services, caller, session_id, body)
-    return await run(services, caller, live, job)
+    live = await services.sessions.live(caller.key, session_id)
+    return await run(services, caller, live, await admitted(services, caller, live, body))

@@ -18,17 +18,19 @@ import codecs
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from guards import Action, ScreenResult
+from sandgate.dispatch.base import Relay
 
-__all__ = ["HOLD", "Events", "StreamScreen"]
+__all__ = ["HOLD", "Events", "StreamScreen", "relayed_events", "streamed_to"]
 
 HOLD = 256
 BLOCK_HOLD = 64 << 10
 _OPEN = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")
 _CLOSE = re.compile(r"-----END [A-Z0-9 ]+-----")
 
+T = TypeVar("T")
 Screen = Callable[[str], Awaitable[ScreenResult]]
 StreamName = Literal["stdout", "stderr"]
 
@@ -157,3 +159,31 @@ class Events:
         """The NDJSON lines, as they come, until `close`."""
         while (item := await self._queue.get()) is not None:
             yield item
+
+
+async def _screened_elsewhere(text: str) -> ScreenResult:
+    raise RuntimeError("relayed output is screened by the node that produced it")
+
+
+def relayed_events() -> Events:
+    """The events of an execution another node runs: its lines come through `relay`."""
+    return Events(_screened_elsewhere)
+
+
+async def streamed_to(relay: Relay, events: Events, work: Awaitable[T]) -> T:
+    """Await `work` (a run that feeds `events`) while its output lines go to `relay` as they
+    are released; every line is handed on before this returns (then `withhold` if screening
+    blocked the output)."""
+
+    async def pump() -> None:
+        async for line in events.lines():
+            await relay.relay(line)
+        if events.blocked:
+            await relay.withhold()
+
+    pumping = asyncio.create_task(pump())
+    try:
+        return await work
+    finally:
+        await events.close()
+        await pumping

@@ -121,6 +121,15 @@ class SessionRegistry:
         ).rows
         return [_record(r) for r in rows]
 
+    def left_by(self, node: str) -> list[SessionRecord]:
+        """Live sessions a node registered (or a registry from before nodes were named)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM sessions WHERE ended_at IS NULL"
+            " AND (node = ? OR node IS NULL) ORDER BY created_at",
+            (node,),
+        ).rows
+        return [_record(r) for r in rows]
+
     def holders(self) -> set[str]:
         """The workers that hold live sessions."""
         rows = self._db.execute(
