@@ -2,13 +2,15 @@
 
 An injection can be written so that no rule matches it as sent: in leetspeak ("1gn0r3 4ll
 pr3v10u5"), one letter at a time ("i g n o r e"), backwards, or in ROT13. Each view below
-undoes one of these; the injection rules run on every view that a cheap check says may be
-present, and a match is reported on the characters it came from. Base64 and hex payloads
-are decoded by `guards.injection` itself (a finding there spans the whole encoded run).
+undoes one of these; the injection rules and the classifier run on every view that a cheap
+check says may be present, and a match is reported on the characters it came from. Base64
+and hex payloads are decoded by `encoded_runs` (a finding there spans the whole encoded run).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import re
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 import regex
 
-__all__ = ["View", "views"]
+__all__ = ["View", "encoded_runs", "views"]
 
 _LEET = str.maketrans("013456789@$!|", "oieasgtbgasil")
 # A word with a leet character between two letters ("pr3v10u5"); not hex ("0x0e", "ff00aa").
@@ -29,6 +31,8 @@ _MAY_BE_LEET = re.compile(r"[a-z][0134578@$!|][a-z]", re.IGNORECASE)
 _MAY_BE_SPACED = re.compile(r"(?<![a-z])[a-z][ .\-_*][a-z][ .\-_*][a-z](?![a-z])", re.IGNORECASE)
 _SPACED = regex.compile(r"(?i)(?<![a-z])[a-z](?:[ .\-_*][a-z]){2,}(?![a-z])")
 _SPACED_GAP = regex.compile(r"[ .\-_*]")
+_BASE64 = regex.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{24,}={0,2}")
+_HEX_RUN = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
 # Words that open most injections, written backwards and in ROT13.
 _REVERSED = ("erongi", "snoitcurtsni", "tpmorp", "drager", "tegrof", "suoiverp")
 _ROT13 = ("vtaber", "vafgehpgvbaf", "cebzcg", "qvfertneq", "sbetrg", "cerivbhf")
@@ -101,3 +105,30 @@ def views(text: str) -> Iterator[View]:
         view = make(text)
         if view is not None:
             yield view
+
+
+def _decode(token: str) -> str | None:
+    """The text a base64 or hex run hides, if it is mostly printable text."""
+    raw: bytes | None = None
+    if _HEX_RUN.fullmatch(token):
+        raw = bytes.fromhex(token)
+    else:
+        padded = token + "=" * (-len(token) % 4)
+        try:
+            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    return text if text and printable / len(text) > 0.9 else None
+
+
+def encoded_runs(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, decoded text) of each base64 or hex run that hides readable text."""
+    for run in _BASE64.finditer(text):
+        decoded = _decode(run.group())
+        if decoded is not None:
+            yield run.start(), run.end(), decoded

@@ -49,11 +49,12 @@ _DETECTOR_ACTIONS = {
     "detect_secrets": Action.BLOCK,
 }
 # Types whose scores are not on the scale `min_score` was set for. The injection classifier's
-# probability was calibrated on the dev split of the evaluation data (`make eval`): at 0.8,
-# with the rules, 96.6 % of the English and 96.9 % of the German dev attacks were blocked, no
-# NotInject look-alike, 0.6 % of deepset's benign prompts and 1 % of the benign corpus were;
-# at 0.7, 1.9 % and 2.2 % of those were.
-BUILT_IN_THRESHOLDS = {"LIKELY_INJECTION": 0.8}
+# probability was calibrated on the dev split of the evaluation data and on the project's own
+# validation set (`make eval`): at 0.75, with the rules, 94 % of the English and German dev
+# attacks and 80 % / 83 % of the validation set's were blocked, 1 of 90 NotInject look-alikes
+# (dev), none of deepset's benign prompts and 1.8 % of the benign corpus were; at 0.8 the
+# validation set lost 6 points of recall, at 0.7 the benign corpus rose to 2.3 %.
+BUILT_IN_THRESHOLDS = {"LIKELY_INJECTION": 0.75}
 # The names a policy may use; `guards.registry` maps each to its class (a test holds them equal).
 DETECTOR_NAMES = frozenset(_DETECTOR_ACTIONS)
 _ENTITY_KEY = r"^[A-Z][A-Z0-9_]{1,63}$"
@@ -116,7 +117,7 @@ class StageConfig(BaseModel):
         default_factory=dict,
         description="Minimum score per finding type, overriding `min_score` for that type. "
         "Missing types take their built-in threshold if they have one (LIKELY_INJECTION, the "
-        "injection classifier's probability: 0.8), else `min_score`.",
+        "injection classifier's probability: 0.75), else `min_score`.",
     )
     operator: Operator = Field(
         Operator.REPLACE,

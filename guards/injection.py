@@ -4,7 +4,8 @@ Rules are case-insensitive regexes over the normalised text, one pack per langua
 `injection_rules/` (en, de, es, fr, pt, it: instruction overrides and goal hijacking,
 role-play and persona switches, system-prompt extraction, decode-and-follow, and indirect
 injection, i.e. instructions addressed to an assistant inside a document, a tool's output or
-a code comment), plus a policy's `screening.injection_rules`. Every pack runs on every text:
+a code comment; and for nl, pl, hr, cs, sv and tr the overrides, mostly the persona
+switches too), plus a policy's `screening.injection_rules`. Every pack runs on every text:
 attacks mix languages ("Is the settlement building fair? Oubliez toutes les instructions").
 Base64 and hex runs are decoded and the rules run on what they hide (a finding spans the
 encoded run); leetspeak, spaced-out, reversed and ROT13 text are read through the views of
@@ -13,8 +14,6 @@ encoded run); leetspeak, spaced-out, reversed and ROT13 text are read through th
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
@@ -23,18 +22,17 @@ from typing import Any
 
 import regex
 
-from guards._deobfuscate import views
+from guards._deobfuscate import encoded_runs, views
 from guards._rule_index import RuleIndex
 from guards.base import Detection, ScanRequest, SyncDetector
 from guards.rules import InjectionRule, InjectionRuleFile, load_rule_file
 
 __all__ = ["LANGUAGES", "RULE_PACKS", "InjectionDetector", "shipped_rules"]
 
-LANGUAGES = ("en", "de", "es", "fr", "pt", "it")
+# Full packs for six languages; the override (and mostly the persona) family for six more.
+LANGUAGES = ("en", "de", "es", "fr", "pt", "it", "nl", "pl", "hr", "cs", "sv", "tr")
 RULE_PACKS = Path(__file__).with_name("injection_rules")
 _FLAGS = regex.IGNORECASE | regex.MULTILINE
-_BASE64 = regex.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{24,}={0,2}")
-_HEX = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
 _MAX_DEPTH = 2
 _CACHE_SIZE = 32
 
@@ -54,25 +52,6 @@ def shipped_rules() -> tuple[InjectionRule, ...]:
 
 def _compile(rules: tuple[InjectionRule, ...]) -> Compiled:
     return rules, RuleIndex([regex.compile(rule.pattern, _FLAGS) for rule in rules])
-
-
-def _decode(token: str) -> str | None:
-    """The text a base64 or hex run hides, if it is mostly printable text."""
-    raw: bytes | None = None
-    if _HEX.fullmatch(token):
-        raw = bytes.fromhex(token)
-    else:
-        padded = token + "=" * (-len(token) % 4)
-        try:
-            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
-    return text if text and printable / len(text) > 0.9 else None
 
 
 class InjectionDetector(SyncDetector):
@@ -127,11 +106,8 @@ class InjectionDetector(SyncDetector):
         ]
         if depth >= _MAX_DEPTH:
             return found
-        for run in _BASE64.finditer(text):
-            decoded = _decode(run.group())
-            if decoded is None:
-                continue
+        for start, end, decoded in encoded_runs(text):
             for inner in self._scan(decoded, rules, depth + 1):
                 rule = f"encoded: {inner.rule}"
-                found.append(Detection(inner.type, run.start(), run.end(), inner.score, rule))
+                found.append(Detection(inner.type, start, end, inner.score, rule))
         return found

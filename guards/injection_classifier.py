@@ -3,7 +3,7 @@
 The second layer under the `injection` rules: where a rule needs the attack's words, the
 model generalises from word, word-pair and character n-gram features (`guards.injection_model`)
 learnt from the project's own multilingual corpus. It runs offline on the committed weights,
-a dictionary look-up per token: about 0.1 ms per KB.
+a few dictionary look-ups per token: about 0.2 ms per KB.
 
 A text is scored in windows of whole sentences: each sentence, and each run of two or three
 in a row of at most `WINDOW` tokens (a longer sentence in half-overlapping pieces), so an
@@ -12,8 +12,12 @@ and one spread over two sentences ("Forget everything. Now write ...") is still 
 A window of fewer than `MIN_WINDOW` tokens is not scored on its own (a line of code says too
 little), unless the whole text is that short. Each window's score is the model's probability
 that it is an attack; windows at or above the stage's threshold for `LIKELY_INJECTION`
-(`thresholds`, else its built-in 0.8) are reported, overlapping ones merged, each with the
-best score among them.
+(`thresholds`, else its built-in 0.75) are reported: of each group of overlapping ones, the
+best, so a finding points at the sentences that read as the attack, not at all that touch
+them. Obfuscated text is read as the rules read it: the de-obfuscated
+views of `guards._deobfuscate` (leetspeak, spaced-out letters, reversed, ROT13) are scored
+too, mapped back to the characters they came from, and so is what a base64 or hex run
+decodes to (a finding then spans the run).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import math
 from functools import lru_cache
 from itertools import accumulate
 
+from guards._deobfuscate import encoded_runs, views
 from guards.base import Detection, ScanRequest, SyncDetector
 from guards.injection_model import WEIGHTS
-from guards.injection_model.features import pair_feature, token_features, tokens
+from guards.injection_model.features import context_features, token_features, tokens
 
 __all__ = ["MIN_WINDOW", "TYPE", "WINDOW", "InjectionClassifier", "Model", "model"]
 
@@ -33,6 +38,7 @@ TYPE = "LIKELY_INJECTION"
 WINDOW = 48
 MIN_WINDOW = 10
 _SENTENCE_END = frozenset(".!?\n")
+_CACHE = 100_000  # token and pair weights kept, each
 
 
 class Model:
@@ -42,14 +48,25 @@ class Model:
         self.bias = bias
         self.weights = weights
         self._token: dict[str, tuple[float, int]] = {}
+        self._pair: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def _sum(self, names: list[str] | tuple[str, ...]) -> tuple[float, int]:
+        return sum(self.weights.get(n, 0.0) for n in names), len(names)
 
     def _of_token(self, token: str) -> tuple[float, int]:
         cached = self._token.get(token)
         if cached is None:
-            names = token_features(token)
-            cached = (sum(self.weights.get(n, 0.0) for n in names), len(names))
-            if len(self._token) < 100_000:
+            cached = self._sum(token_features(token))
+            if len(self._token) < _CACHE:
                 self._token[token] = cached
+        return cached
+
+    def _of_pair(self, before: str, token: str) -> tuple[float, int]:
+        cached = self._pair.get((before, token))
+        if cached is None:
+            cached = self._sum(context_features(before, token))
+            if len(self._pair) < _CACHE:
+                self._pair[before, token] = cached
         return cached
 
     def window_scores(self, text: str) -> list[tuple[int, int, float]]:
@@ -63,8 +80,9 @@ class Model:
         for token, _start, _end in found:
             weight, count = self._of_token(token)
             if previous is not None:
-                weight += self.weights.get(pair_feature(previous, token), 0.0)
-                count += 1
+                more, extra = self._of_pair(previous, token)
+                weight += more
+                count += extra
             sums.append(weight)
             counts.append(count)
             previous = token
@@ -100,6 +118,18 @@ def _windows(text: str, found: list[tuple[str, int, int]]) -> list[tuple[int, in
     return windows or [(0, len(found))]
 
 
+def _scored(text: str) -> list[tuple[int, int, float]]:
+    """Window scores of the text, of its de-obfuscated views and of its decoded runs, as
+    spans of the text."""
+    scored = model().window_scores(text)
+    for view in views(text):
+        for start, end, score in model().window_scores(view.text):
+            scored.append((*view.to_source(start, end), score))
+    for start, end, decoded in encoded_runs(text):
+        scored += [(start, end, score) for _a, _b, score in model().window_scores(decoded)]
+    return scored
+
+
 @lru_cache(maxsize=1)
 def model() -> Model:
     """The committed model (`guards/injection_model/weights.json`)."""
@@ -121,18 +151,17 @@ class InjectionClassifier(SyncDetector):
         model().window_scores("warm up")
 
     def scan(self, request: ScanRequest) -> list[Detection]:
-        """Report the windows at or above the stage's threshold, merged where they overlap."""
+        """Report the best window of each group of overlapping ones at or above the stage's
+        threshold."""
         wanted = request.stage_config.entities
         if wanted is not None and TYPE not in wanted:
             return []
         floor = request.stage_config.threshold_for(TYPE)
-        merged: list[list[float]] = []
-        for start, end, score in model().window_scores(request.text):
-            if score < floor:
-                continue
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-                merged[-1][2] = max(merged[-1][2], score)
+        groups: list[tuple[int, tuple[int, int, float]]] = []  # (reach, best window)
+        for window in sorted(w for w in _scored(request.text) if w[2] >= floor):
+            if groups and window[0] <= groups[-1][0]:
+                reach, best = groups[-1]
+                groups[-1] = (max(reach, window[1]), max(best, window, key=lambda w: w[2]))
             else:
-                merged.append([start, end, score])
-        return [Detection(TYPE, int(s), int(e), score, "n-gram model") for s, e, score in merged]
+                groups.append((window[1], window))
+        return [Detection(TYPE, s, e, score, "n-gram model") for _r, (s, e, score) in groups]

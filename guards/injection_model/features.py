@@ -1,12 +1,19 @@
 """Features of the injection classifier, shared by training and the detector.
 
-A text is lower-cased and cut into word tokens (letters and digits). Each token gives its
-word (`w:`), its character 4-grams with a space at both ends (`c:`, so "vergiss" and
-"vergessen" share " ver"), and the pair it forms with the token before it (`b:`). Function
-words ("the", "that", "und") give only their pairs: alone they say nothing about intent,
-and the model would learn how often templates use them. A text's
-vector is the feature counts divided by the square root of their total, so long and short
-texts score alike.
+A text is lower-cased and cut into word tokens (letters, digits and underscores: code's
+`set_write_buffer` is one identifier, not the words "write" and "buffer"). Each token gives its
+word (`w:`) and its character 5-grams with a space at both ends (`c:`, so "vergiss" and
+"vergessen" share " verg", and a typo spoils one or two grams, not the word); each token
+after the first gives the pair it forms with the one before it (`b:`) and the 5-grams that
+cross the gap between them (`x:`, "ore a" of "ignore all", "ss al" of "vergiss alles").
+Function words ("the", "that", "und") give no word or grams of their own, and two of them in
+a row no pair: alone they say nothing about intent, and the model would learn how often the
+templates use them ("can you", "how to"). A text's vector is the feature counts divided by
+the square root of their total, so long and short texts score alike.
+
+Measured on the dev split, the project's validation set and the benign corpus (`make eval`),
+5-grams instead of 4-grams, no pairs of function words, the crossing grams and identifiers
+as one token each lowered the false positives at the same recall.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from functools import lru_cache
 
 import regex
 
-__all__ = ["pair_feature", "text_features", "token_features", "tokens"]
+__all__ = ["context_features", "text_features", "token_features", "tokens"]
 
-_TOKEN = regex.compile(r"[\p{L}\p{N}]+")
-_N = 4
+_TOKEN = regex.compile(r"[\p{L}\p{N}_]+")
+_N = 5
+_CROSS = _N - 2  # letters taken from each side of a gap
 _FUNCTION_WORDS = frozenset(
     "a an the and or but of in on at to for with by from as is are was were be been it its "
     "this that these those there here which who what when how if then than so not no do does "
@@ -49,9 +57,12 @@ def token_features(token: str) -> tuple[str, ...]:
     return (f"w:{token}", *grams)
 
 
-def pair_feature(before: str, token: str) -> str:
-    """The feature of two tokens in a row."""
-    return f"b:{before} {token}"
+def context_features(before: str, token: str) -> list[str]:
+    """The features of two tokens in a row: their pair and the grams across the gap."""
+    out = [] if before in _FUNCTION_WORDS and token in _FUNCTION_WORDS else [f"b:{before} {token}"]
+    gap = f"{before[-_CROSS:]} {token[:_CROSS]}"
+    out += [f"x:{gap[i : i + _N]}" for i in range(len(gap) - _N + 1)]
+    return out
 
 
 def text_features(text: str) -> Counter[str]:
@@ -61,6 +72,6 @@ def text_features(text: str) -> Counter[str]:
     for token, _start, _end in tokens(text):
         counts.update(token_features(token))
         if previous is not None:
-            counts[pair_feature(previous, token)] += 1
+            counts.update(context_features(previous, token))
         previous = token
     return counts

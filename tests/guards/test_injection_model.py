@@ -20,7 +20,12 @@ def test_when_the_corpus_or_training_code_changes_then_the_weights_must_be_retra
 
 def test_when_the_corpus_is_expanded_then_every_language_has_attacks_and_look_alikes() -> None:
     samples = corpus()
-    assert corpus() == samples  # a fixed seed: the same corpus every time
+    # a fixed seed: the same corpus as the one the committed weights were trained on
+    trained = json.loads(WEIGHTS.read_text(encoding="utf-8"))["samples"]
+    assert trained == {
+        "attack": sum(s.label for s in samples),
+        "benign": sum(1 - s.label for s in samples),
+    }
     for language in LANGUAGES:
         labels = {s.label for s in samples if s.language == language}
         assert labels == {0, 1}, language
@@ -30,7 +35,14 @@ def test_when_the_corpus_is_expanded_then_every_language_has_attacks_and_look_al
 def test_when_features_are_taken_then_words_pairs_and_character_grams_count() -> None:
     features = text_features("Vergiss alles")
     assert features["w:vergiss"] == 1 and features["b:vergiss alles"] == 1
-    assert features["c: ver"] == 1 and features["c:les "] == 1
+    assert features["c: verg"] == 1 and features["c:lles "] == 1
+    assert features["x:ss al"] == 1  # across the gap between the two words
+
+
+def test_when_two_function_words_meet_then_they_make_no_pair() -> None:
+    features = text_features("how to ignore it")
+    assert "b:how to" not in features and "w:how" not in features
+    assert features["b:to ignore"] == 1 and features["b:ignore it"] == 1
 
 
 @pytest.mark.slow

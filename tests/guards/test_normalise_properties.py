@@ -53,13 +53,34 @@ def texts(draw: st.DrawFn) -> str:
     return out
 
 
-@settings(
-    max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
+def _settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+@_settings(60)
 @given(text=texts())
 def test_when_raw_text_has_a_match_then_the_normalised_pipeline_finds_it(
     screen: Screen, text: str
 ) -> None:
+    _assert_kept(screen, text)
+
+
+@pytest.mark.slow
+@_settings(1000)
+@given(text=texts())
+def test_when_a_thousand_raw_texts_have_matches_then_the_pipeline_finds_each(
+    screen: Screen, text: str
+) -> None:
+    _assert_kept(screen, text)
+
+
+def _assert_kept(screen: Screen, text: str) -> None:
+    """Every validated match Presidio finds in the raw text is still found by the pipeline."""
     raw = pii_analyzer(None).analyze(text, language="en", entities=VALIDATED)
     found = screen(text, config=PII_ONLY).findings
     for match in raw:

@@ -123,6 +123,12 @@ PHONES = [
     ("Try +44114 496 0815 tomorrow", "+44114 496 0815"),  # a country code, no context word
     ("Send it to (020)74960083 please", "(020)74960083"),
     ("He wrote 01 76 30 82 46 on the form", "01 76 30 82 46"),  # valid, in five groups
+    ("Send it to +33 2 50 94 82 19 please", "+33 2 50 94 82 19"),  # one-digit area code
+    ("My number is +61-7-7975-4323", "+61-7-7975-4323"),
+    ("Ring 1-787-574-9118 after six.", "1-787-574-9118"),  # North American trunk 1
+    ("My number is (+358) 252760189", "(+358) 252760189"),  # country code in brackets
+    ("Contact: 0460.308.246", "0460.308.246"),  # dots, a trunk 0 and nine digits
+    ("My number is 0483597971", "0483597971"),  # "number" is a context word, as in Presidio
 ]
 
 
@@ -142,6 +148,8 @@ def test_when_a_phone_number_is_written_any_common_way_then_it_is_found(
         "pi is 3.14159265",
         "build 20240102.1 passed",
         "On 2018-01-14 03:07:43 the process began",
+        "version 0.24.1 and 2.2.366 installed",
+        "it costs 3 500 000 euros",
     ],
 )
 def test_when_digits_are_not_a_phone_number_then_none_is_reported(
@@ -181,6 +189,14 @@ def test_when_an_identifier_follows_its_name_then_its_value_is_found(
     result = screen(text)
     assert (kind, value) in spans(result, text)
     assert value not in result.redacted_text
+
+
+def test_when_digits_after_an_identifiers_name_look_like_a_phone_then_only_the_identifier_counts(
+    screen: Screen,
+) -> None:
+    # "number" raises phones (as in Presidio), and "0012 3456 78" has a phone's layout.
+    text = "account number: 0012 3456 78"
+    assert {kind for kind, _value in spans(screen(text), text)} == {"BANK_ACCOUNT"}
 
 
 @pytest.mark.parametrize(
