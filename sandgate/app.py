@@ -67,6 +67,7 @@ def create_app(
                 yield
             finally:
                 started.clear()
+                await services.sessions.stop_reaping()
                 await services.dispatch.close()
 
     def auditor() -> Auditor | None:

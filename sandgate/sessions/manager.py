@@ -84,12 +84,18 @@ class SessionManager:
 
     async def stop(self) -> None:
         """Stop reaping and end every live session (reason `restart`: the process goes)."""
+        await self.stop_reaping()
+        for session_id in list(self._live):
+            await self.end(session_id, "restart")
+
+    async def stop_reaping(self) -> None:
+        """Stop the reaper: before the queue it asks about dead workers closes (a Redis command
+        retried across that close would open a connection nothing closes)."""
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        for session_id in list(self._live):
-            await self.end(session_id, "restart")
+            self._reaper = None
 
     def memory_in_use_mb(self) -> int:
         """Memory reserved by the live sessions' caps."""

@@ -71,10 +71,10 @@ class Running:
         live: list[dict[str, Any]] = self.ready(self.api[0])["checks"]["workers"]["live"]
         return live
 
-    def executions(self, prefix: str = "") -> list[AuditRecord]:
-        """The `execute` records so far, those of requests whose id starts with `prefix`."""
+    def executions(self, prefix: str = "", action: str = "execute") -> list[AuditRecord]:
+        """The `action` records so far, those of requests whose id starts with `prefix`."""
         with open_store(self.local.manifest().audit_dsn) as store:
-            records = list(store.iter_records(RecordFilter(action="execute")))
+            records = list(store.iter_records(RecordFilter(action=action)))
         return [r for r in records if (r.request_id or "").startswith(prefix)]
 
     def restart(self, node: Node) -> None:
@@ -101,9 +101,10 @@ def once_each(records: list[AuditRecord], key: str = "request_id") -> Counter[st
     return Counter(str(r.details.get(key)) for r in records)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Running]:
-    """The cluster, up for the module's tests and down after them. Its directory is outside
+    """The cluster, up for the package's tests (started once: it takes a while) and down
+    after them. Its directory is outside
     pytest's private temporary tree: PostgreSQL runs as `postgres` and must reach its data."""
     state = Path(tempfile.mkdtemp(prefix="sandgate-cluster-"))
     state.chmod(0o711)

@@ -3,7 +3,10 @@ real PostgreSQL (keys, the sessions' registry and the audit log shared), the wor
 scripted backend. A session opened through one API node lives on one worker and is used
 through the other API node (its interpreter's count and its files kept), streamed or not; a
 refusal is the worker's own answer; and a session whose worker dies answers 410 `killed`,
-its end recorded once. (No real backend holds sessions yet: `sandbox.runsc` answers 501.)"""
+its end recorded once; Redis or PostgreSQL away is a 503 that did nothing, and the same
+session serves again once the engine is back, no node restarted. (No real backend holds
+sessions yet: `sandbox.runsc` answers 501; `tests/cluster/test_cluster_sessions.py` is the
+same on real gVisor, and skips until then.)"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import redis
 
 from sandbox.base import ExecutionResult, Status
 from sandbox.fake import FakeBackend
+from sandgate.cluster.pgserver import PgServer
 from sandgate.cluster.redisserver import RedisServer
 from sandgate.dispatch import _scripts as keys
 from sandgate.dispatch.streams import RedisDispatcher
@@ -51,11 +55,11 @@ def _echo(code: str) -> ExecutionResult:
     return ExecutionResult(status=Status.OK, exit_code=0, stdout=f"ran {code}\n")
 
 
-@pytest.fixture
-def nodes(tmp_path: Path, redis_server: RedisServer, pg_dsn: str) -> Iterator[Nodes]:
+@contextlib.contextmanager
+def _running(tmp_path: Path, redis_url: str, dsn: str) -> Iterator[Nodes]:
     shared = {
-        "redis_url": redis_server.url,
-        "audit_dsn": pg_dsn,
+        "redis_url": redis_url,
+        "audit_dsn": dsn,
         "audit_hmac_key": HMAC,
         "worker_dead_after_s": 1,
     }
@@ -75,6 +79,12 @@ def nodes(tmp_path: Path, redis_server: RedisServer, pg_dsn: str) -> Iterator[No
         ]
         wait_for(lambda: len(_live(api[0])) == 2, "both workers")
         yield Nodes(api, workers, backends)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, redis_server: RedisServer, pg_dsn: str) -> Iterator[Nodes]:
+    with _running(tmp_path, redis_server.url, pg_dsn) as running:
+        yield running
 
 
 def _live(node: InProc) -> list[Any]:
@@ -194,3 +204,58 @@ def test_when_a_registered_worker_never_beats_then_the_sweep_ends_its_sessions(
     assert ended == "killed"
     ends = [r for r in nodes.api[0].records() if r.action == "session.end"]
     assert [r.details["session_id"] for r in ends] == ["ss_orphan"]  # once, among four nodes
+
+
+def _records_of(node: InProc, request_id: str) -> list[Any]:
+    return [r for r in node.records() if r.request_id == request_id]
+
+
+def _unavailable_then_back(nodes: Nodes, away: Any, back: Any, recorded: list[Any]) -> None:
+    """With an engine away, a routed call is a 503 that ran nothing (`recorded`: the records of
+    the refused request), a new session is refused; once it is back the session (never ended)
+    goes on where it was."""
+    first, second = nodes.api
+    session_id = first.request("POST", "/sessions", json={}).json()["session_id"]
+    path = f"/sessions/{session_id}/execute"
+    assert second.request("POST", path, json={"code": "before"}).json()["execution_count"] == 1
+    (sandbox,) = nodes.backends[nodes.holder(session_id)].sessions
+    away()
+    try:
+        refused = second.request("POST", path, json={"code": "during"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["type"] == "unavailable"
+        assert first.request("POST", "/sessions", json={}).status_code == 503
+        assert sandbox.codes == ["before"]  # nothing ran
+    finally:
+        back()
+    after = wait_for(
+        lambda: (
+            (r := second.request("POST", path, json={"code": "after"})).status_code == 200 and r
+        ),
+        "the session served again",
+    )
+    assert after.json()["execution_count"] == 2 and sandbox.codes == ["before", "after"]
+    records = _records_of(first, refused.headers["X-Request-ID"])
+    assert [(r.action, r.status) for r in records] == recorded
+    shown = first.request("GET", f"/sessions/{session_id}").json()
+    assert shown["state"] == "active"  # the outage killed no worker's sessions
+
+
+def test_when_redis_goes_away_then_session_calls_503_and_resume_without_restart(
+    nodes: Nodes, redis_server: RedisServer
+) -> None:
+    def away() -> None:
+        redis_server.stop()
+
+    def back() -> None:
+        redis_server.start()
+
+    _unavailable_then_back(nodes, away, back, [("request.failed", "503")])
+
+
+def test_when_postgresql_goes_away_then_session_calls_503_and_resume_without_restart(
+    tmp_path: Path, redis_server: RedisServer, own_pg: PgServer
+) -> None:
+    with _running(tmp_path, redis_server.url, own_pg.dsn) as nodes:
+        # the audit log is in the PostgreSQL that is away: the refusal is only in the logs
+        _unavailable_then_back(nodes, own_pg.stop, own_pg.start, [])
