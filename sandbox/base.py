@@ -30,7 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from sandbox.languages import IMAGES, language
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sandbox.config import BackendConfig
+    from sandbox.pool import SlotClass
 
 __all__ = [
     "EgressAttempt",
@@ -78,8 +81,8 @@ class Limits(BaseModel):
         64,
         ge=4,
         le=4096,
-        description="Processes and threads the code may have at once (the launcher's shell and "
-        "file copy count too, hence at least 4).",
+        description="Processes and threads the code may have at once (the runner counts too, "
+        "and with egress the forwarder and its shell, hence at least 4).",
     )
     output_bytes: int = Field(
         1 << 20, gt=0, le=64 * MiB, description="Cap on stdout and on stderr, bytes each."
@@ -274,8 +277,11 @@ class SandboxBackend(abc.ABC):
     """Runs code in an isolated sandbox and cleans up after it, whatever happens.
 
     `run` must not raise for anything the code does; it raises `SandboxUnavailable` only
-    when the backend cannot start a sandbox at all. When `run` returns or raises, no
-    process, mount, cgroup or temporary file of that execution is left.
+    when the backend cannot start a sandbox at all. When `run` returns or raises, no process
+    of that execution runs any more; what is left of its sandbox on the host (runtime state,
+    cgroup, files) is removed right after, off the request's path, and `settle` waits for that.
+    A backend with background work (the warm pool) is started with `start` and ended with
+    `aclose`, in the event loop that runs it.
     """
 
     name: str
@@ -306,11 +312,30 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def leftovers(self) -> list[str]:
         """What of this backend's sandboxes is on the host now (processes, cgroups, files),
-        one line each; empty when nothing runs and nothing was left."""
+        one line each; empty when nothing runs and nothing was left. Sandboxes a warm pool
+        keeps ready are there on purpose and not listed."""
 
     def warnings(self) -> list[str]:
         """Conditions that do not stop the service but an operator must know about."""
         return []
+
+    def warm(self, classes: Iterable[SlotClass]) -> None:  # noqa: B027 - no pool: nothing to do
+        """Keep sandboxes of these classes started ahead; drain any other class."""
+
+    def pool_state(self) -> dict[str, dict[str, int]]:
+        """Per class kept warm: sandboxes `ready` now and the `target` (empty: no pool)."""
+        return {}
+
+    async def start(self) -> None:  # noqa: B027 - most backends have no background work
+        """Begin background work (the warm pool's refill) in the running event loop."""
+
+    async def settle(self) -> None:  # noqa: B027 - nothing is removed in the background
+        """Wait until what finished executions left on the host is removed."""
+
+    async def aclose(self) -> None:
+        """Stop background work, remove the sandboxes kept ready, `settle`, then `close`."""
+        await self.settle()
+        self.close()
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to close
         """Release what the backend holds (connections to a daemon) at shutdown."""

@@ -30,6 +30,7 @@ __all__ = [
     "launcher",
     "safe_relative_path",
     "write_bundle",
+    "write_config",
     "write_inputs",
 ]
 
@@ -139,28 +140,29 @@ def _tmpfs(destination: str, size_mb: int) -> dict[str, Any]:
     }
 
 
-def write_bundle(
+def write_config(
     bundle: Path,
-    spec: ExecutionSpec,
     *,
+    args: list[str],
     language: Language,
     rootfs: Path,
     cgroups_path: str,
-    attachment: Attachment | None = None,
+    max_processes: int,
+    disk_mb: int,
+    memory_bytes: int | None,
+    attachment: Attachment,
 ) -> None:
-    """Lay out `bundle/` for `runsc run`; raises BundleError before anything runs."""
-    attachment = attachment or Attachment()
-    inputs = bundle / "input"
-    write_inputs(inputs, spec, language)
-    limits = spec.limits
-    nproc = language.task_limit(limits.max_processes)
+    """`bundle/config.json` for a sandbox running `args`, with `bundle/input` at /sandgate.
+    `memory_bytes` None leaves memory to the cgroup, whose limit is written later."""
+    nproc = language.task_limit(max_processes)
     process_env = {**BASE_ENV, **language.env, **attachment.env}
+    resources = {} if memory_bytes is None else {"memory": {"limit": memory_bytes}}
     config = {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
             "user": {"uid": SANDBOX_UID, "gid": SANDBOX_GID},
-            "args": ["/bin/sh", "-c", launcher(language, limits, attachment.setup)],
+            "args": args,
             "env": [f"{k}={v}" for k, v in process_env.items()],
             "cwd": "/",
             "capabilities": {},
@@ -182,12 +184,12 @@ def write_bundle(
                 "source": "sysfs",
                 "options": ["nosuid", "noexec", "nodev", "ro"],
             },
-            _tmpfs(WORK_DIR, limits.disk_mb),
-            _tmpfs("/tmp", limits.disk_mb),
+            _tmpfs(WORK_DIR, disk_mb),
+            _tmpfs("/tmp", disk_mb),
             {
                 "destination": INPUT_DIR,
                 "type": "bind",
-                "source": str(inputs),
+                "source": str(bundle / "input"),
                 "options": ["rbind", "ro", "nosuid", "nodev"],
             },
             *(_bind(b) for b in attachment.binds),
@@ -195,7 +197,32 @@ def write_bundle(
         "linux": {
             "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")],
             "cgroupsPath": cgroups_path,
-            "resources": {"memory": {"limit": limits.memory_mb * MiB}},
+            "resources": resources,
         },
     }
     (bundle / "config.json").write_text(json.dumps(config, indent=1))
+
+
+def write_bundle(
+    bundle: Path,
+    spec: ExecutionSpec,
+    *,
+    language: Language,
+    rootfs: Path,
+    cgroups_path: str,
+    attachment: Attachment,
+) -> None:
+    """Lay out `bundle/` to run `spec`'s code as a script (a language without a runner);
+    raises BundleError before anything runs."""
+    write_inputs(bundle / "input", spec, language)
+    write_config(
+        bundle,
+        args=["/bin/sh", "-c", launcher(language, spec.limits, attachment.setup)],
+        language=language,
+        rootfs=rootfs,
+        cgroups_path=cgroups_path,
+        max_processes=spec.limits.max_processes,
+        disk_mb=spec.limits.disk_mb,
+        memory_bytes=spec.limits.memory_mb * MiB,
+        attachment=attachment,
+    )

@@ -25,6 +25,7 @@ CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 # limit is RLIMIT_NPROC inside the sandbox.
 PIDS_BASE = 128
 PIDS_PER_PROCESS = 8
+CPU_SHARES = 1024  # the kernel's default weight; a sandbox started ahead boots at less
 
 
 @dataclass(frozen=True)
@@ -99,24 +100,52 @@ class SandboxCgroup:
     def __init__(self, parent: str, name: str, root: Path = CGROUP_ROOT) -> None:
         self.path = f"/{parent.strip('/')}/{name}"
         self._root = root
+        self._base = CgroupUsage(cpu_ns=0, peak_memory_bytes=0, oom_kills=0, pids_refused=0)
 
     def _dir(self, controller: str) -> Path:
         return self._root / controller / self.path.lstrip("/")
 
-    def create(self, *, memory_bytes: int, max_processes: int, cpus: float) -> None:
-        """Create the cgroups and write the limits; memory+swap is capped to memory alone."""
+    def create(
+        self,
+        *,
+        memory_bytes: int | None,
+        max_processes: int,
+        cpus: float | None,
+        shares: int = CPU_SHARES,
+    ) -> None:
+        """Create the cgroups and write the host pids backstop, the CPU weight, and the memory
+        and CPU limits when given (else they stay open until `set_limits`)."""
         for controller in CONTROLLERS:
             self._dir(controller).mkdir(parents=True, exist_ok=True)
-        mem = self._dir("memory")
-        (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
-        memsw = mem / "memory.memsw.limit_in_bytes"
-        if memsw.exists():  # absent when the kernel runs without swap accounting
-            memsw.write_text(str(memory_bytes))
         pids_max = PIDS_BASE + PIDS_PER_PROCESS * max_processes
         (self._dir("pids") / "pids.max").write_text(str(pids_max))
+        (self._dir("cpu") / "cpu.shares").write_text(str(shares))
+        if memory_bytes is not None and cpus is not None:
+            self.set_limits(memory_bytes=memory_bytes, cpus=cpus)
+
+    def set_limits(self, *, memory_bytes: int, cpus: float, shares: int = CPU_SHARES) -> None:
+        """Write the memory cap (memory+swap capped to memory alone), the CPU quota and weight.
+        Memory+swap may never be below memory: whichever shrinks is written first."""
+        mem = self._dir("memory")
+        limit, memsw = mem / "memory.limit_in_bytes", mem / "memory.memsw.limit_in_bytes"
+        order = [limit, memsw] if memory_bytes <= _read_int(limit) else [memsw, limit]
+        for path in order:
+            if path.exists():  # memsw is absent when the kernel runs without swap accounting
+                path.write_text(str(memory_bytes))
         period = 100_000
         (self._dir("cpu") / "cpu.cfs_period_us").write_text(str(period))
         (self._dir("cpu") / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * period))))
+        (self._dir("cpu") / "cpu.shares").write_text(str(shares))
+
+    def reset_counters(self) -> None:
+        """Start counting from now: what `usage` reports is what happens after this call (a
+        sandbox started ahead has spent CPU and memory on its own start-up)."""
+        (self._dir("cpuacct") / "cpuacct.usage").write_text("0")
+        mem = self._dir("memory")
+        for peak in (mem / "memory.max_usage_in_bytes", mem / "memory.memsw.max_usage_in_bytes"):
+            if peak.exists():
+                peak.write_text("0")  # resets the peak to the current usage
+        self._base = self._counted()
 
     def cpu_ns(self) -> int:
         """CPU time used so far by everything in the sandbox, nanoseconds."""
@@ -129,8 +158,7 @@ class SandboxCgroup:
         except OSError:
             return 0
 
-    def usage(self) -> CgroupUsage:
-        """Read the counters; call after the sandbox has exited and before `remove`."""
+    def _counted(self) -> CgroupUsage:
         mem = self._dir("memory")
         return CgroupUsage(
             cpu_ns=self.cpu_ns(),
@@ -139,13 +167,28 @@ class SandboxCgroup:
             pids_refused=_read_keyed(self._dir("pids") / "pids.events", "max"),
         )
 
+    def usage(self) -> CgroupUsage:
+        """Read the counters (since `reset_counters`, if called); call after the sandbox has
+        exited and before `remove`."""
+        now, base = self._counted(), self._base
+        return CgroupUsage(
+            cpu_ns=now.cpu_ns,
+            peak_memory_bytes=now.peak_memory_bytes,
+            oom_kills=now.oom_kills - base.oom_kills,
+            pids_refused=now.pids_refused - base.pids_refused,
+        )
+
     def kill(self) -> None:
         """SIGKILL every host process of the sandbox."""
         kill_all(self._dir("pids"))
 
+    def directories(self) -> list[Path]:
+        """This cgroup's directory in every controller (runsc makes it in those it uses)."""
+        return [controller / self.path.lstrip("/") for controller in sorted(self._root.iterdir())]
+
     def remove(self) -> bool:
         """Remove this cgroup (and any children runsc made) in every controller."""
         ok = True
-        for controller_dir in self._root.iterdir():
-            ok = remove_tree(controller_dir / self.path.lstrip("/")) and ok
+        for directory in self.directories():
+            ok = remove_tree(directory) and ok
         return ok

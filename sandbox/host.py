@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,12 @@ class Footprint:
         """Processes carrying the marker (none when there is no marker)."""
         return processes_with(self.process_marker) if self.process_marker else []
 
+    def _kept(self, proc: psutil.Process, keep: Collection[str]) -> bool:
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.cmdline())
+            return any(name in cmdline for name in keep)
+        return False
+
     def cgroups(self) -> list[Path]:
         """Every sandbox cgroup under the parent, in every controller."""
         found: list[Path] = []
@@ -58,13 +65,15 @@ class Footprint:
                 found += sorted(p for p in parent.iterdir() if p.is_dir())
         return found
 
-    def leftovers(self) -> list[str]:
-        """What is on the host now: marked processes, cgroups, directory entries."""
-        found = [f"process {p.pid}" for p in self.processes()]
-        found += [f"cgroup {p}" for p in self.cgroups()]
+    def leftovers(self, keep: Collection[str] = ()) -> list[str]:
+        """What is on the host now: marked processes, cgroups, directory entries; but those
+        named in `keep` (sandboxes kept on purpose: their names appear in their cgroup's and
+        directory's names and their processes' command lines)."""
+        found = [f"process {p.pid}" for p in self.processes() if not self._kept(p, keep)]
+        found += [f"cgroup {p}" for p in self.cgroups() if p.name not in keep]
         for label, directory in self.directories:
             if directory.is_dir():
-                found += [f"{label} {p}" for p in sorted(directory.iterdir())]
+                found += [f"{label} {p}" for p in sorted(directory.iterdir()) if p.name not in keep]
         return found
 
     def reap(self) -> int:

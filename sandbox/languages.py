@@ -58,6 +58,11 @@ class Language:
     `runtime_tasks` are the interpreter's own threads, allowed on top of the code's process
     limit (`RLIMIT_NPROC` counts threads): node starts 7 (V8's platform workers among them) and
     11 once libuv's thread pool runs; under a limit below that it hung until the wall clock.
+
+    `runner` names the language's in-sandbox runner under `sandbox/runner/` (PROTOCOL.md): its
+    code then arrives in a frame, and its sandboxes can be started ahead (the warm pool) unless
+    `command` needs the memory cap, which is only known per request. Without one, the code is
+    the file `filename` that `command` runs, in a sandbox started for it.
     """
 
     name: str
@@ -67,6 +72,7 @@ class Language:
     env: Mapping[str, str] = field(default_factory=dict)
     prelude: str | None = None
     runtime_tasks: int = 0
+    runner: str | None = None
 
     def task_limit(self, max_processes: int) -> int:
         """The `RLIMIT_NPROC` of a sandbox whose code may have `max_processes` at once."""
@@ -105,7 +111,11 @@ IMAGES: dict[str, Image] = {
 
 LANGUAGES: dict[str, Language] = {
     "python": Language(
-        name="python", images=("python", "python-data"), filename="main.py", command=("python3",)
+        name="python",
+        images=("python", "python-data"),
+        filename="main.py",
+        command=("python3",),
+        runner="python.py",
     ),
     "node": Language(
         name="node",

@@ -6,10 +6,21 @@ import asyncio
 import base64
 import codecs
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["CappedOutput", "decode_output"]
+__all__ = ["CappedOutput", "Splitter", "decode_output"]
 
 CHUNK = 65536
+
+
+class Splitter(Protocol):
+    """Takes what is not the program's own output out of a stream (a runner's records)."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The program's bytes of `chunk` (some may be held back until the next one)."""
+
+    def flush(self) -> bytes:
+        """The bytes held back, at the end of the stream."""
 
 
 class CappedOutput:
@@ -33,18 +44,23 @@ class CappedOutput:
         """The bytes kept so far (at most `cap`)."""
         return bytes(self._buf)
 
-    async def pump(self, reader: asyncio.StreamReader) -> None:
+    async def pump(self, reader: asyncio.StreamReader, splitter: Splitter | None = None) -> None:
         """Read `reader` until EOF; past the cap, keep draining (so the writer never blocks on a
-        full pipe) but store nothing more."""
+        full pipe) but store nothing more. A `splitter` first takes out what is not output."""
         while chunk := await reader.read(CHUNK):
-            room = self.cap - len(self._buf)
-            kept = chunk[: max(room, 0)]
-            self._buf += kept
-            if len(chunk) > room and not self.truncated:
-                self.truncated = True
-                self._on_overflow()
-            if kept and self._follow is not None:
-                await self._follow(kept)
+            await self._keep(splitter.feed(chunk) if splitter else chunk)
+        if splitter:
+            await self._keep(splitter.flush())
+
+    async def _keep(self, chunk: bytes) -> None:
+        room = self.cap - len(self._buf)
+        kept = chunk[: max(room, 0)]
+        self._buf += kept
+        if len(chunk) > room and not self.truncated:
+            self.truncated = True
+            self._on_overflow()
+        if kept and self._follow is not None:
+            await self._follow(kept)
 
 
 def decode_output(data: bytes, *, truncated: bool = False) -> tuple[str, str | None]:

@@ -1,48 +1,56 @@
-"""The default backend: `runsc run` on a fresh OCI bundle per execution (gVisor, ptrace platform).
+"""The default backend: runsc direct (gVisor, ptrace platform), one fresh sandbox per execution.
 
-Each execution gets its own bundle directory, container id and host cgroup, all named after
-the execution id and kept under this service instance's state directory and cgroup parent, so
-`reap()` can find and remove whatever a crash left without touching anyone else's sandboxes.
+Every sandbox is a `Slot` (`sandbox.slot`): a bundle, a container id and a host cgroup of its
+own, all named after it and kept under this instance's state directory and cgroup parent, so
+`reap()` finds and removes whatever a crash left without touching anyone else's sandboxes. For
+a language with a runner, sandboxes can be started ahead (`sandbox.pool`): `run` claims a ready
+one of the spec's class or, when there is none, starts one for the spec there and then. Either
+way the code reaches it in a frame, and the slot is destroyed after that one execution.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
 import os
+import shlex
 import shutil
-import signal
-from collections.abc import Awaitable
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
 
 import structlog
 
-from sandbox.attachment import Attacher, Attachment, no_attachment
+from sandbox.attachment import Attacher, no_attachment
 from sandbox.base import (
     ExecutionResult,
     ExecutionSpec,
     OutputSink,
     SandboxBackend,
     SandboxUnavailable,
+    Status,
 )
-from sandbox.bundle import write_bundle
-from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS, SandboxCgroup
+from sandbox.bundle import safe_relative_path, write_bundle, write_config
+from sandbox.cgroup import CGROUP_ROOT, CONTROLLERS
 from sandbox.config import BackendConfig
 from sandbox.host import Footprint
 from sandbox.image import ImageError, ImageStore
-from sandbox.languages import language
-from sandbox.supervision import KILL_GRACE_S, Watch
+from sandbox.languages import Language, language
+from sandbox.pool import NO_POOL, Pool, PoolObserver, PoolOptions, SlotClass
+from sandbox.runner import install_runner, runner_argv
+from sandbox.slot import BootFailed, Runtime, Slot
+from sandbox.slots import SandboxSlots
 
-__all__ = ["RunscBackend"]
+__all__ = ["REFILL_CPU_SHARES", "RunscBackend"]
 
 log = structlog.get_logger(__name__)
 
+REFILL_CPU_SHARES = 2  # the kernel's least weight: a refill takes only CPU nobody else wants
+
 
 class RunscBackend(SandboxBackend):
-    """Drives Debian's `runsc` directly; one sandbox per execution."""
+    """Drives Debian's `runsc` directly; one sandbox per execution, optionally started ahead."""
 
     name = "runsc"
 
@@ -55,6 +63,9 @@ class RunscBackend(SandboxBackend):
         platform: str = "ptrace",
         cgroup_root: Path = CGROUP_ROOT,
         attacher: Attacher = no_attachment,
+        pool: PoolOptions = NO_POOL,
+        slots: SandboxSlots | None = None,
+        observer: PoolObserver | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.images = images
@@ -66,6 +77,13 @@ class RunscBackend(SandboxBackend):
         self.cgroup_root = cgroup_root
         self.cgroup_parent = f"sandgate/{self.instance}"
         self.attacher = attacher
+        self.runtime = Runtime(
+            runsc=runsc,
+            root=self.root,
+            platform=platform,
+            cgroup_root=cgroup_root,
+            cgroup_parent=self.cgroup_parent,
+        )
         self.footprint = Footprint(
             cgroup_root=cgroup_root,
             cgroup_parent=self.cgroup_parent,
@@ -73,19 +91,32 @@ class RunscBackend(SandboxBackend):
             scratch=(self.root,),
             process_marker=f"--root={self.root}",
         )
+        self.preimport = pool.preimport
+        self.pool = Pool(
+            pool,
+            boot=self._boot_ahead,
+            retire=self._retire,
+            slots=slots,
+            observer=observer,
+        )
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._ahead: set[str] = set()  # slots started ahead, booting or ready, not yet claimed
 
     @classmethod
     def from_config(cls, config: BackendConfig) -> Self:
-        """runsc direct, with the settings' binary and platform."""
+        """runsc direct, with the settings' binary, platform and pool."""
         return cls(
             state_dir=config.state_dir,
             images=config.images,
             runsc=config.runsc_path,
             platform=config.runsc_platform,
             attacher=config.attacher or no_attachment,
+            pool=config.pool,
+            slots=config.slots,
+            observer=config.observer,
         )
 
-    # -- readiness and housekeeping -------------------------------------------------------
+    # -- readiness, housekeeping, the pool's face ---------------------------------------------
 
     def checks(self) -> dict[str, str | None]:
         """runsc present, image built, cgroup v1 controllers mounted, state writable."""
@@ -111,149 +142,154 @@ class RunscBackend(SandboxBackend):
         return reaped
 
     def leftovers(self) -> list[str]:
-        """What of this instance is still on the host (processes, cgroups, bundles)."""
-        return self.footprint.leftovers()
+        """What of this instance is on the host (processes, cgroups, bundles), but for the
+        sandboxes its pool keeps ready."""
+        return self.footprint.leftovers(keep=self._ahead)
 
-    # -- one execution --------------------------------------------------------------------
+    def warm(self, classes: Iterable[SlotClass]) -> None:
+        """Keep these classes ready (when the pool is on); drain the others."""
+        self.pool.warm(classes)
+
+    def pool_state(self) -> dict[str, dict[str, int]]:
+        """Per class kept warm: `ready` and `target`."""
+        return self.pool.state()
+
+    async def start(self) -> None:
+        """Start the pool's refill."""
+        self.pool.start()
+
+    async def settle(self) -> None:
+        """Wait until every finished sandbox is removed."""
+        while self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop the refill, remove the ready sandboxes, wait for every removal."""
+        await self.pool.aclose()
+        await self.settle()
+        self.close()
+
+    # -- one execution ------------------------------------------------------------------------
 
     async def run(
         self, spec: ExecutionSpec, on_output: OutputSink | None = None
     ) -> ExecutionResult:
-        """Run `spec` in a fresh sandbox; everything it made is gone when this returns."""
+        """Run `spec` in a ready sandbox of its class, or in one started for it now."""
         lang = language(spec.language)
+        cls = SlotClass.of(spec)
         try:
-            rootfs = self.images.rootfs(spec.image_name())
+            rootfs = self.images.rootfs(cls.image)
         except ImageError as exc:
             raise SandboxUnavailable(str(exc)) from exc
-        bundle = self.run_dir / spec.execution_id
-        cgroup = SandboxCgroup(self.cgroup_parent, spec.execution_id, root=self.cgroup_root)
-        container = f"sg-{spec.execution_id}"
+        for name in spec.files:
+            safe_relative_path(name)  # BundleError before a sandbox is taken for nothing
+        slot = self.pool.claim(cls)
+        if slot is not None:
+            self._ahead.discard(slot.name)
+        else:
+            try:
+                slot = await self._boot_cold(spec, lang, rootfs)
+            except BootFailed as exc:
+                return ExecutionResult(
+                    status=Status.SANDBOX_ERROR, detail=f"the sandbox runtime failed: {exc}"
+                )
+        log.info(
+            "sandbox.assigned",
+            execution_id=spec.execution_id,
+            sandbox=slot.name,
+            started_ahead=slot.ahead,
+        )
         try:
-            bundle.mkdir(parents=True)
-            async with self.attacher(spec, bundle) as attachment:
+            result = await slot.execute(spec, on_output)
+            return result.model_copy(update={"egress": slot.attachment.attempts()})
+        finally:
+            self._retire(slot)
+
+    def _retire(self, slot: Slot) -> None:
+        """Destroy `slot` in the background; `settle` waits for it."""
+        self._ahead.discard(slot.name)
+        task = asyncio.create_task(slot.destroy())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    def _new_slot(self, lang: Language, *, ahead: bool) -> Slot:
+        bundle = self.run_dir / uuid.uuid4().hex
+        (bundle / "input").mkdir(parents=True)
+        slot = Slot(self.runtime, bundle, runner=lang.runner is not None, ahead=ahead)
+        if ahead:
+            self._ahead.add(slot.name)
+        return slot
+
+    async def _boot_ahead(self, cls: SlotClass) -> Slot:
+        """A pooled sandbox of `cls`: its runner started with the pool's pre-imports, at the
+        refill's low CPU weight, waiting for a frame."""
+        lang = language(cls.language)
+        rootfs = await asyncio.to_thread(self.images.rootfs, cls.image)
+        slot = self._new_slot(lang, ahead=True)
+        try:
+            install_runner(slot.bundle / "input", lang)
+            write_config(
+                slot.bundle,
+                args=runner_argv(lang, memory_mb=None, preimport=self.preimport),
+                language=lang,
+                rootfs=rootfs,
+                cgroups_path=slot.cgroup.path,
+                max_processes=cls.max_processes,
+                disk_mb=cls.disk_mb,
+                memory_bytes=None,
+                attachment=slot.attachment,
+            )
+            slot.cgroup.create(
+                memory_bytes=None,
+                max_processes=cls.max_processes,
+                cpus=None,
+                shares=REFILL_CPU_SHARES,
+            )
+            await slot.launch()
+            await slot.wait_ready()
+        except BaseException:
+            self._retire(slot)
+            raise
+        return slot
+
+    async def _boot_cold(self, spec: ExecutionSpec, lang: Language, rootfs: Path) -> Slot:
+        """A sandbox started for `spec` now: its runner (no pre-imports: nothing is gained
+        by them on the request's own path), or for a language without one, its code."""
+        slot = self._new_slot(lang, ahead=False)
+        try:
+            attachment = await slot.attach(self.attacher(spec, slot.bundle))
+            if lang.runner is not None:
+                install_runner(slot.bundle / "input", lang)
+                args = runner_argv(lang, memory_mb=spec.limits.memory_mb)
+                if attachment.setup:  # the egress forwarder starts first
+                    args = ["/bin/sh", "-c", f"set -e\n{attachment.setup}\nexec {shlex.join(args)}"]
+                write_config(
+                    slot.bundle,
+                    args=args,
+                    language=lang,
+                    rootfs=rootfs,
+                    cgroups_path=slot.cgroup.path,
+                    max_processes=spec.limits.max_processes,
+                    disk_mb=spec.limits.disk_mb,
+                    memory_bytes=None,
+                    attachment=attachment,
+                )
+            else:
                 write_bundle(
-                    bundle,
+                    slot.bundle,
                     spec,
                     language=lang,
                     rootfs=rootfs,
-                    cgroups_path=cgroup.path,
+                    cgroups_path=slot.cgroup.path,
                     attachment=attachment,
                 )
-                cgroup.create(
-                    memory_bytes=spec.limits.memory_mb << 20,
-                    max_processes=spec.limits.max_processes,
-                    cpus=spec.limits.cpus,
-                )
-                result = await self._supervise(
-                    spec, bundle, container, cgroup, attachment, on_output
-                )
-                return result.model_copy(update={"egress": attachment.attempts()})
-        finally:
-            await self._teardown(container, cgroup, bundle)
-
-    def _command(self, bundle: Path, container: str, *extra: str) -> list[str]:
-        return [
-            self.runsc,
-            f"--root={self.root}",
-            f"--platform={self.platform}",
-            "--network=none",
-            f"--log={bundle / 'runsc.log'}",
-            "--log-format=json",
-            *extra,
-            "run",
-            f"--bundle={bundle}",
-            container,
-        ]
-
-    async def _supervise(
-        self,
-        spec: ExecutionSpec,
-        bundle: Path,
-        container: str,
-        cgroup: SandboxCgroup,
-        attachment: Attachment,
-        on_output: OutputSink | None,
-    ) -> ExecutionResult:
-        watch = Watch(spec.limits, cgroup, on_output)
-        uds = ["--host-uds=open"] if attachment.needs_host_uds else []
-        proc = await asyncio.create_subprocess_exec(
-            *self._command(bundle, container, *uds),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")},
-            start_new_session=True,
-        )
-        assert proc.stdin and proc.stdout and proc.stderr
-        watch.start(proc.stdout, proc.stderr, _feed(proc.stdin, spec.stdin))
-        waiter = asyncio.create_task(proc.wait())
-        try:
-            if not await watch.until_done(waiter):
-                await self._kill(container, cgroup, proc, waiter)
-            await watch.drain()
-        finally:
-            watch.cancel()
-            if proc.returncode is None:  # cancelled or failed: never leave it running
-                watch.trigger("cancelled")
-                await self._kill(container, cgroup, proc, waiter)
-        return watch.result(
-            proc.returncode,
-            cgroup.usage(),
-            extra_processes=attachment.processes,
-            runtime_errors=_runtime_errors(bundle / "runsc.log"),
-            backend=self.name,
-        )
-
-    async def _kill(
-        self,
-        container: str,
-        cgroup: SandboxCgroup,
-        proc: asyncio.subprocess.Process,
-        waiter: Awaitable[int],
-    ) -> None:
-        """Stop the sandbox: runsc's own kill first, then SIGKILL to everything in its cgroup."""
-        await _quiet(self.runsc, f"--root={self.root}", "kill", "--all", container, "KILL")
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_S)
-        except TimeoutError:
-            cgroup.kill()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_S)
-
-    async def _teardown(self, container: str, cgroup: SandboxCgroup, bundle: Path) -> None:
-        """Remove the container's runsc state, its cgroups and its bundle, whatever happened."""
-        if self.root.is_dir() and any(p.name.startswith(container) for p in self.root.iterdir()):
-            await _quiet(self.runsc, f"--root={self.root}", "delete", "--force", container)
-        cgroup.kill()
-        if not await asyncio.to_thread(cgroup.remove):
-            log.error("sandbox.cgroup_left", cgroup=cgroup.path)
-        await asyncio.to_thread(shutil.rmtree, bundle, True)
-
-
-async def _feed(stdin: asyncio.StreamWriter, text: str | None) -> None:
-    with contextlib.suppress(ConnectionError, BrokenPipeError):
-        if text:
-            stdin.write(text.encode("utf-8"))
-            await stdin.drain()
-        stdin.close()
-        await stdin.wait_closed()
-
-
-async def _quiet(*cmd: str) -> int:
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    return await proc.wait()
-
-
-def _runtime_errors(log_file: Path) -> list[str]:
-    """Error-level messages runsc itself logged (never the code's own output)."""
-    errors = []
-    with contextlib.suppress(OSError):
-        for raw in log_file.read_text(errors="replace").replace("}{", "}\n{").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(raw)
-                if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
-                    errors.append(str(entry.get("msg", ""))[:500])
-    return errors
+            slot.cgroup.create(
+                memory_bytes=None, max_processes=spec.limits.max_processes, cpus=None
+            )
+            await slot.launch()
+            if slot.runner:
+                await slot.wait_ready()
+        except BaseException:
+            self._retire(slot)
+            raise
+        return slot

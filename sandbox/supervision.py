@@ -1,9 +1,11 @@
 """What every backend does while its sandbox runs, and how it judges the outcome.
 
-A `Watch` reads stdout and stderr as they are produced (capped), polls the sandbox's cgroup for
-CPU time and the process count, and records the first limit passed; the backend kills the
-sandbox when `stop` is set. `Watch.result` then classifies the run by the contract in
-`sandbox.base`, from the same cgroup counters whatever the backend.
+A `Watch` reads stdout and stderr as they are produced (capped), takes a runner's records out of
+stdout (`sandbox.runner.protocol`), polls the sandbox's cgroup for CPU time and the process
+count, and records the first limit passed; the backend kills the sandbox when `stop` is set.
+`Watch.result` then classifies the run by the contract in `sandbox.base`, from the same cgroup
+counters whatever the backend, and from the runner's report of a refused fork: the process
+count is only sampled, and a fork bomb that dies at its limit can fall between two samples.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import structlog
 
 from sandbox.base import ExecutionResult, Limits, OutputSink, Status
 from sandbox.cgroup import CgroupUsage, SandboxCgroup
-from sandbox.output import CappedOutput, decode_output
+from sandbox.output import CappedOutput, Splitter, decode_output
 
 __all__ = ["HOST_BASELINE_PROCS", "KILL_GRACE_S", "POLL_S", "Watch", "classify"]
 
@@ -30,8 +32,9 @@ POLL_S = 0.01
 POLL_NEAR_LIMIT_S = 0.002
 NEAR_LIMIT = 0.75
 KILL_GRACE_S = 3.0
-# Host processes of an idle sandbox besides the code's own: the gofer, the sentry and the
-# ptrace stub of the code's first process. Measured with `cgroup.procs` on these hosts.
+# Host processes of a sandbox besides one per process of the code: the gofer, the sentry and the
+# ptrace stub master (a one-process program shows 4). Measured with `cgroup.procs` on these
+# hosts (under Docker, the shell that execs the program may leave one more stub).
 HOST_BASELINE_PROCS = 3
 
 
@@ -58,6 +61,8 @@ class Watch:
         self.reasons: list[str] = []
         self.stop = asyncio.Event()
         self.peak_procs = 0
+        self.forks_refused = False
+        self.runner_errors: list[str] = []
         self.out = CappedOutput(
             limits.output_bytes, lambda: self.trigger("output"), _follow(on_output, "stdout")
         )
@@ -74,15 +79,25 @@ class Watch:
             self.reasons.append(reason)
         self.stop.set()
 
+    def on_record(self, record: dict[str, Any]) -> None:
+        """A runner's record: a fork refused at the process limit, or the runner's own failure
+        (records about the code's own run; a forged one can only misreport that run)."""
+        if record.get("type") == "limit" and record.get("limit") == "processes":
+            self.forks_refused = True
+        elif record.get("type") == "error":
+            self.runner_errors.append("runner: " + str(record.get("detail", ""))[:500])
+
     def start(
         self,
         stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
         *more_io: Coroutine[Any, Any, None],
+        splitter: Splitter | None = None,
     ) -> None:
-        """Start reading the output (and any other I/O, like feeding stdin) and the polling."""
+        """Start reading the output (stdout through `splitter`, when the program is a runner;
+        any other I/O, like feeding stdin) and the polling."""
         self._io = [
-            asyncio.create_task(self.out.pump(stdout)),
+            asyncio.create_task(self.out.pump(stdout, splitter)),
             asyncio.create_task(self.err.pump(stderr)),
             *(asyncio.create_task(c) for c in more_io),
         ]
@@ -97,7 +112,7 @@ class Watch:
                 self.trigger("cpu")
             await asyncio.sleep(POLL_NEAR_LIMIT_S if count >= near else POLL_S)
 
-    async def until_done(self, done: asyncio.Task[Any]) -> bool:
+    async def until_done(self, done: asyncio.Future[Any]) -> bool:
         """Wait for `done` (the sandbox's exit), a limit, or the wall clock. True when the
         sandbox ended on its own; otherwise the reason is recorded and it must be killed."""
         stopper = asyncio.create_task(self.stop.wait())
@@ -131,9 +146,11 @@ class Watch:
     ) -> ExecutionResult:
         """The classified outcome; `extra_processes` are the service's own (the egress
         forwarder), `oom` an OOM kill the backend saw itself besides the cgroup's count."""
-        errors = runtime_errors or []
+        errors = [*self.runner_errors, *(runtime_errors or [])]
         code_procs = self.peak_procs - HOST_BASELINE_PROCS - extra_processes
-        pids_hit = usage.pids_refused > 0 or code_procs >= self.limits.max_processes
+        pids_hit = (
+            self.forks_refused or usage.pids_refused > 0 or code_procs >= self.limits.max_processes
+        )
         status, detail = classify(
             self.limits,
             self.reasons,

@@ -22,9 +22,9 @@ from sandbox.base import (
     SandboxBackend,
     SandboxUnavailable,
 )
+from sandbox.slots import NoSlot, SandboxSlots
 from sandgate.errors import Busy, Unavailable
 from sandgate.metrics import Metrics
-from sandgate.slots import NoSlot, SandboxSlots
 from sandgate.tracing import span, start_span
 
 __all__ = ["Executor"]

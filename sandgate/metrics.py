@@ -54,7 +54,7 @@ class Metrics:
         )
         self.execution_seconds = Histogram(
             "sandgate_execution_seconds",
-            "Wall time of executions, sandbox start-up included.",
+            "Wall time of executions, from when the code is handed over to its sandbox.",
             buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
@@ -85,6 +85,19 @@ class Metrics:
         self.webhooks = Counter(
             "sandgate_webhook_deliveries_total",
             "Webhook deliveries by outcome (`delivered`, `dead`).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.pool_ready_sandboxes = Gauge(
+            "sandgate_pool_ready",
+            "Sandboxes started ahead and ready, by class (all workers: each has its own pool).",
+            ["class"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_claims = Counter(
+            "sandgate_pool_claims_total",
+            "Executions that found a ready sandbox (hit) or started one cold (miss).",
             ["result"],
             registry=self.registry,
         )
@@ -146,6 +159,14 @@ class Metrics:
         """The CPU breaker moved: the alert gauge follows it."""
         self.cpu_budget_tripped.set(0 if state == "closed" else 1)
         self.cpu_seconds_last_hour.set(used_s)
+
+    def pool_claimed(self, hit: bool) -> None:
+        """Count one claim on the warm pool (the backend's `PoolObserver`)."""
+        self.pool_claims.labels("hit" if hit else "miss").inc()
+
+    def pool_ready(self, class_name: str, ready: int) -> None:
+        """How many sandboxes of a class are ready in this worker."""
+        self.pool_ready_sandboxes.labels(class_name).set(ready)
 
     def exposition(self) -> bytes:
         """The Prometheus text of this process, or of every worker when they share."""

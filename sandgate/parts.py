@@ -1,13 +1,15 @@
 """How each part of the running service is built from the settings (`services.running` puts
-them together): the sandbox backend and its images, the screener's options, the audit store,
-the policies (every load and rejected reload audited), the dispatcher (Redis, or an in-process
-queue) with its webhook deliverer, and the session manager with its audit and quota hooks.
+them together): the sandbox backend and its images (and the classes its warm pool keeps), the
+screener's options, the audit store, the policies (every load and rejected reload audited),
+the dispatcher (Redis, or an in-process queue) with its webhook deliverer, and the session
+manager with its audit and quota hooks.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 import structlog
 from pydantic import SecretStr
@@ -17,6 +19,8 @@ from guards.screener import Screener
 from sandbox import BackendConfig, SandboxBackend, backend_class
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
+from sandbox.pool import PoolObserver, PoolOptions, SlotClass
+from sandbox.slots import SandboxSlots
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import KEY_FILE, open_store, redacted_dsn
@@ -43,6 +47,7 @@ __all__ = [
     "make_dispatcher",
     "node_name",
     "open_auditor",
+    "pool_classes",
     "session_manager",
 ]
 
@@ -54,11 +59,17 @@ def image_store(settings: Settings) -> ImageStore:
     return ImageStore(settings.images_dir, settings.state_dir, mirror=settings.debian_mirror)
 
 
-def make_backend(settings: Settings) -> SandboxBackend:
-    """The sandbox backend the settings name."""
+def make_backend(
+    settings: Settings, slots: SandboxSlots | None = None, observer: PoolObserver | None = None
+) -> SandboxBackend:
+    """The sandbox backend the settings name; its warm pool's refill stays within `slots`."""
+    preimport = tuple(filter(None, settings.pool_preimport.split(",")))
     config = BackendConfig(
         state_dir=settings.state_dir,
         images=image_store(settings),
+        slots=slots,
+        pool=PoolOptions(size=settings.pool_size if slots else 0, preimport=preimport),
+        observer=observer,
         attacher=egress_attacher(allow_private=settings.egress_allow_private),
         runsc_path=settings.runsc_path,
         runsc_platform=settings.runsc_platform,
@@ -69,6 +80,17 @@ def make_backend(settings: Settings) -> SandboxBackend:
         docker_cgroup_root=settings.docker_cgroup_root,
     )
     return backend_class(settings.backend).from_config(config)
+
+
+def pool_classes(policies: PolicySet) -> set[SlotClass]:
+    """The sandbox classes the policies' executions run in: the ones the pool keeps warm."""
+    return {
+        SlotClass.for_limits(
+            language, policy.limits.sandbox_limits(), egress=bool(policy.network.egress)
+        )
+        for policy in (resolved.policy for resolved in policies.policies.values())
+        for language in policy.languages
+    }
 
 
 def guard_options(settings: Settings) -> GuardOptions:
@@ -162,14 +184,20 @@ def _finding_producers(screener: Screener) -> dict[str, set[str]]:
 
 
 def load_policies(
-    settings: Settings, screener: Screener, metrics: Metrics, auditor: Auditor
+    settings: Settings,
+    screener: Screener,
+    metrics: Metrics,
+    auditor: Auditor,
+    on_loaded: Callable[[PolicySet], object],
 ) -> PolicyRegistry:
-    """The policy registry; every load and rejected reload is counted and audited."""
+    """The policy registry; every load and rejected reload is counted and audited, and every
+    set loaded is passed to `on_loaded`."""
 
     def on_change(loaded: PolicySet | None, rejected: Rejection | None) -> None:
         metrics.policy_reloads.labels("ok" if loaded else "rejected").inc()
         details: dict[str, object]
         if loaded is not None:
+            on_loaded(loaded)
             action, verdict = "policy.load", "ok"
             details = {"policies": {n: p.hash for n, p in loaded.policies.items()}}
         else:

@@ -24,6 +24,7 @@ import structlog
 from guards.screener import Screener
 from sandbox import SandboxBackend
 from sandbox.image import ImageStore
+from sandbox.slots import SandboxSlots
 from sandgate import __version__
 from sandgate.audit.auditor import Auditor
 from sandgate.breaker import CpuBreaker
@@ -44,14 +45,15 @@ from sandgate.parts import (
     make_backend,
     make_dispatcher,
     open_auditor,
+    pool_classes,
     session_manager,
 )
+from sandgate.policy.loader import PolicySet
 from sandgate.policy.registry import PolicyRegistry
 from sandgate.quotas import Budgets
 from sandgate.ratelimit import RateLimiter
 from sandgate.sessions.manager import SessionManager
 from sandgate.settings import PRIVATE_EGRESS_WARNING, Settings
-from sandgate.slots import SandboxSlots
 from sandgate.stores import open_keys, open_registry, open_usage
 from sandgate.tracing import Tracing
 
@@ -120,24 +122,34 @@ async def running(
         await asyncio.to_thread(screener.warm_up)
     metrics = Metrics()
     auditor = open_auditor(settings)
-    registry = load_policies(settings, screener, metrics, auditor)
-    if settings.api_key is not None:
-        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
-        keys.seed(settings.api_key.get_secret_value(), expiry)
     runs = settings.role != "api"
     executor, lease = None, None
     if runs:
-        backend = backend or make_backend(settings)
+        slots = SandboxSlots(
+            settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
+        )
+        backend = backend or make_backend(settings, slots, metrics)
         lease = WorkerLease(settings.state_dir)
         if lease.alone():
             backend.reap()
         await asyncio.to_thread(lease.share)
-        slots = SandboxSlots(
-            settings.state_dir / "slots", settings.max_concurrency, settings.queue_timeout_s
-        )
         executor = Executor(backend, slots, metrics)
     else:
         backend = None
+    # Reloads run on a thread, the pool on the loop; a reload drains the classes no policy
+    # uses any more.
+    loop = asyncio.get_running_loop()
+
+    def warm(policies: PolicySet) -> None:
+        if backend is not None:
+            loop.call_soon_threadsafe(backend.warm, pool_classes(policies))
+
+    registry = load_policies(settings, screener, metrics, auditor, warm)
+    if settings.api_key is not None:
+        expiry = expires_at(registry.current, ENV_KEY_NAME, "default", time.time())
+        keys.seed(settings.api_key.get_secret_value(), expiry)
+    if backend is not None:
+        await backend.start()
     dispatch = make_dispatcher(settings, metrics, auditor, runs=runs)
     limiter = RateLimiter(settings.redis_url)
     tracing = Tracing(settings.otlp_endpoint, steps=StepMetrics(metrics))
@@ -165,6 +177,7 @@ async def running(
         backend=backend.name if backend else None,
         queue=dispatch.name,
         max_concurrency=settings.max_concurrency,
+        pool=backend.pool_state() if backend else None,
         state_dir=str(settings.state_dir),
         version=__version__,
     )
@@ -197,7 +210,7 @@ async def running(
         usage.close()
         tracing.close()
         if backend is not None:
-            backend.close()
+            await backend.aclose()
         if lease is not None:
             lease.release()
         metrics.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -9,8 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,7 @@ from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
 from sandgate.settings import REPO_ROOT
 
-__all__ = ["LiveServer", "free_port", "leftovers_of", "start_server"]
+__all__ = ["LiveServer", "LoopThread", "free_port", "leftovers_of", "start_server", "wait_for"]
 
 
 def free_port() -> int:
@@ -139,6 +141,26 @@ def leftovers_of(state_dir: Path) -> list[str]:
 
 
 T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop on a thread of its own, for a backend whose background work (the warm
+    pool's refill) must outlive each test's call: `run` runs a coroutine there and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 300) -> T:
+        """Run `coro` on the loop; its result, or its exception."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
 
 
 def wait_for(check: Callable[[], T], what: str = "condition", timeout: float = 15) -> T:

@@ -9,6 +9,7 @@ plus whatever an `Attachment` binds in (the egress proxy's socket directory, /sa
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,28 @@ from sandbox.bundle import (
 )
 from sandbox.cgroup import PIDS_BASE, PIDS_PER_PROCESS
 from sandbox.languages import Language
+from sandbox.runner import install_runner, runner_argv
+from sandbox.runner.protocol import execute_frame
 
 __all__ = ["STDIN_FILE", "container_config", "write_docker_inputs"]
 
 STDIN_FILE = "stdin"
 
 
-def write_docker_inputs(directory: Path, spec: ExecutionSpec, language: Language) -> None:
-    """The runsc backend's /sandgate tree plus `stdin`: the code reads its stdin from a file,
-    not a pipe through the daemon (nothing to stream, nothing to block on)."""
-    write_inputs(directory, spec, language)
-    (directory / STDIN_FILE).write_text(spec.stdin or "", encoding="utf-8")
+def write_docker_inputs(
+    directory: Path, spec: ExecutionSpec, language: Language, token: str | None
+) -> None:
+    """The /sandgate tree plus `stdin`: the program reads its stdin from a file, not a pipe
+    through the daemon (nothing to stream, nothing to block on). With a runner (`token` names
+    its records) the tree holds the runner, and `stdin` starts with the code's frame."""
+    stdin = (spec.stdin or "").encode("utf-8")
+    if token is None:
+        write_inputs(directory, spec, language)
+    else:
+        directory.mkdir(parents=True)
+        install_runner(directory, language)
+        stdin = execute_frame(spec, token) + stdin
+    (directory / STDIN_FILE).write_bytes(stdin)
     (directory / STDIN_FILE).chmod(0o644)
 
 
@@ -45,6 +57,11 @@ def _command(language: Language, limits: Limits, attachment: Attachment) -> list
     redirect = f"exec < {INPUT_DIR}/{STDIN_FILE}"
     setup = f"{attachment.setup}\n{redirect}" if attachment.setup else redirect
     env = {**BASE_ENV, **language.env, **attachment.env}
+    script = (
+        f"set -e\n{setup}\nexec {shlex.join(runner_argv(language, memory_mb=limits.memory_mb))}"
+        if language.runner
+        else launcher(language, limits, setup)
+    )
     # `env -i`: exactly the runsc backend's environment; Docker would add HOSTNAME.
     return [
         "/usr/bin/env",
@@ -52,7 +69,7 @@ def _command(language: Language, limits: Limits, attachment: Attachment) -> list
         *(f"{k}={v}" for k, v in env.items()),
         "/bin/sh",
         "-c",
-        launcher(language, limits, setup),
+        script,
     ]
 
 

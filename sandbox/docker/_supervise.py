@@ -17,6 +17,7 @@ from sandbox.base import ExecutionResult, ExecutionSpec, OutputSink, SandboxUnav
 from sandbox.cgroup import SandboxCgroup
 from sandbox.docker._client import DockerCalls
 from sandbox.docker._stream import open_attach_stream
+from sandbox.runner.protocol import RecordSplitter
 from sandbox.supervision import KILL_GRACE_S, Watch
 
 __all__ = ["kill", "supervise", "thaw"]
@@ -37,19 +38,22 @@ async def supervise(
     cgroup: SandboxCgroup,
     attachment: Attachment,
     freezer: Path,
+    token: str | None,
     on_output: OutputSink | None = None,
 ) -> ExecutionResult:
     """Attach, start, watch the limits, kill at the first one passed, and classify the outcome
     (the runsc backend's classification, from the same cgroup counters). `freezer` is the
-    container's freezer cgroup, thawed when a kill hangs."""
+    container's freezer cgroup, thawed when a kill hangs; `token` tags the records of its
+    runner, if the program is one."""
     watch = Watch(spec.limits, cgroup, on_output)
+    splitter = RecordSplitter(token, watch.on_record) if token else None
     # Attached before the start, so not one byte of output is missed.
     hijacked = await calls.call(
         calls.api.attach_socket, cid, params={"stdout": 1, "stderr": 1, "stream": 1}
     )
     stream = await open_attach_stream(hijacked)
     ended = asyncio.create_task(stream.demux())
-    watch.start(stream.stdout, stream.stderr)
+    watch.start(stream.stdout, stream.stderr, splitter=splitter)
     try:
         await calls.call(calls.api.start, cid)
         if not await watch.until_done(ended):

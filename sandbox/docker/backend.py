@@ -40,6 +40,7 @@ from sandbox.docker._supervise import supervise, thaw
 from sandbox.host import Footprint
 from sandbox.image import ImageError, ImageStore
 from sandbox.languages import language
+from sandbox.runner.protocol import new_token
 from sandbox.supervision import KILL_GRACE_S
 
 __all__ = ["DockerBackend"]
@@ -228,7 +229,8 @@ class DockerBackend(SandboxBackend):
         attach = self.attacher or no_attachment
         try:
             directory.mkdir(parents=True)
-            write_docker_inputs(directory / "input", spec, lang)
+            token = new_token() if lang.runner else None
+            write_docker_inputs(directory / "input", spec, lang, token)
             async with attach(spec, directory) as attachment:
                 create, host = container_config(
                     spec,
@@ -267,7 +269,14 @@ class DockerBackend(SandboxBackend):
                         "the service needs the host's cgroup v1 tree, writable"
                     ) from exc
                 result = await supervise(
-                    self._calls, spec, cid, cgroup, attachment, self._freezer(cid), on_output
+                    self._calls,
+                    spec,
+                    cid,
+                    cgroup,
+                    attachment,
+                    self._freezer(cid),
+                    token,
+                    on_output,
                 )
                 return result.model_copy(update={"egress": attachment.attempts()})
         finally:

@@ -54,21 +54,21 @@ async def _queue_checks(services: Services) -> dict[str, Any]:
     return checks
 
 
-def _images_check(services: Services) -> dict[str, Any]:
-    """Every image with its recipe hash, size and whether it is built; failing when one the
-    loaded policies allow is not built."""
+def _images_check(services: Services) -> tuple[dict[str, Any], list[str]]:
+    """Every image with its recipe hash, size and whether it is built, and a warning naming the
+    build command when one the loaded policies allow is missing. A missing image refuses only
+    the requests that name it (503); the backend's own `image` check covers its default."""
     statuses = services.images.statuses()
     allowed = {
         i for p in services.policies.current.policies.values() for i in p.policy.allowed_images()
     }
     missing = sorted(s.name for s in statuses if s.name in allowed and not s.built)
     check: dict[str, Any] = {
-        "ok": not missing,
+        "ok": True,
         "images": [s.model_dump(exclude_none=True) for s in statuses],
     }
-    if missing:
-        check["detail"] = f"not built: {missing}; run `sandgate image build`"
-    return check
+    warnings = [f"images the policies allow are not built: {missing}; run `sandgate image build`"]
+    return check, warnings if missing else []
 
 
 @router.get(
@@ -93,8 +93,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks |= await _queue_checks(services)
     registry = services.policies
     checks["policies"] = {"ok": True, "loaded": sorted(registry.current.policies)}
+    image_warnings: list[str] = []
     if backend is not None:  # images are the concern of the nodes that run sandboxes
-        checks["images"] = _images_check(services)
+        checks["images"], image_warnings = _images_check(services)
     try:
         checks["cpu_budget"] = await asyncio.to_thread(services.budgets.breaker.status)
     except StoreUnavailable as exc:
@@ -105,7 +106,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "entities": screener.entities_by_detector(),
         "not_detectable": screener.unavailable_entities(),
     }
-    warnings = backend.warnings() if backend else []
+    warnings = (backend.warnings() if backend else []) + image_warnings
     if not checks.get("workers", {"live": [None]})["live"]:
         warnings.append("no live worker: executions wait in the queue, then end busy (429)")
     if services.settings.egress_allow_private:
@@ -131,6 +132,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
         "role": services.settings.role,
         "backend": backend.name if backend else None,
         "checks": checks,
+        # This worker's warm pool (each worker has its own): per class, `ready` and `target`.
+        "pool": backend.pool_state() if backend else {},
         "warnings": warnings,
     }
     return JSONResponse(body, status_code=200 if ok else 503)

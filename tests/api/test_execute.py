@@ -208,12 +208,15 @@ def _assert_never_ran(live: LiveServer, request_id: str) -> None:
 
 @pytest.fixture(scope="module")
 def capped_server(tmp_path_factory: pytest.TempPathFactory, images: Any) -> Iterator[LiveServer]:
-    """A service that may run two sandboxes at once and makes callers wait at most 1 s."""
+    """A service that may run two sandboxes at once and makes callers wait at most 1 s; no
+    pool, so that every sandbox on the host is one running an execution (the pool's own
+    share of the cap is in tests/sandbox/test_pool.py)."""
     state = make_state_dir(tmp_path_factory.mktemp("capped-state"))
     env = {
         "SANDGATE_API_KEY": ADMIN_KEY,
         "SANDGATE_MAX_CONCURRENCY": "2",
         "SANDGATE_QUEUE_TIMEOUT_S": "1",
+        "SANDGATE_POOL_SIZE": "0",
     }
     with start_server(state, env) as live:
         yield live
@@ -229,11 +232,13 @@ def test_when_load_exceeds_the_cap_then_429_and_never_more_sandboxes(
         nonlocal running_peak
         marker = f"--root={Path(capped_server.state_dir).resolve() / 'runsc'}"
         while not stop.is_set():
-            # Distinct container ids: runsc's children show its command line until they exec.
+            # Distinct bundles of gVisor kernels (`runsc-sandbox ... boot ... --bundle=B`).
             running = {
-                p.info["cmdline"][-1]
+                arg
                 for p in psutil.process_iter(["cmdline"])
-                if (p.info["cmdline"] or [])[-3:-2] == ["run"] and marker in p.info["cmdline"]
+                if marker in (cmdline := p.info["cmdline"] or []) and "boot" in cmdline
+                for arg in cmdline
+                if arg.startswith("--bundle=")
             }
             running_peak = max(running_peak, len(running))
             time.sleep(0.02)

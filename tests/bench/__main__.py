@@ -8,6 +8,7 @@ import time
 
 BENCHES = [
     "bench_execute",
+    "bench_pool",
     "bench_languages",
     "bench_docker",
     "bench_screen",

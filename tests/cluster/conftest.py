@@ -26,6 +26,9 @@ DEAD_AFTER_S = 3
 ENV = {
     "SANDGATE_API_KEY": ADMIN_KEY,
     "SANDGATE_MAX_CONCURRENCY": "2",
+    # The warm pool off: its ready sandboxes would count as leftovers, and three workers'
+    # pools would crowd two cores (the pool's own tests run on one node: tests/api/test_pool.py)
+    "SANDGATE_POOL_SIZE": "0",
     "SANDGATE_QUEUE_TIMEOUT_S": "60",
     "SANDGATE_WORKER_DEAD_AFTER_S": str(DEAD_AFTER_S),
     "SANDGATE_WEBHOOK_ALLOW_PRIVATE": "true",

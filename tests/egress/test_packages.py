@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.base import EgressSpec, ExecutionSpec, Limits, Status
+from sandbox.base import EgressSpec, ExecutionResult, ExecutionSpec, Limits, Status
 from sandbox.egress.attach import egress_attacher
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
@@ -130,7 +130,13 @@ def test_when_pip_installs_in_python_data_then_its_own_packages_stay_usable(
         limits=Limits(timeout_s=60, cpu_s=60, memory_mb=512),
         egress=EgressSpec(allow=(f"127.0.0.1:{registry.port}",)),
     )
-    result = asyncio.run(backend.run(spec))
+
+    async def run() -> ExecutionResult:
+        answer = await backend.run(spec)
+        await backend.settle()  # a finished sandbox is removed after the answer
+        return answer
+
+    result = asyncio.run(run())
     assert backend.leftovers() == []
     assert result.status is Status.OK, result.stderr
     assert result.stdout == "0 1 /work/lib/sgdemo/__init__.py\n3.0\n"

@@ -1,7 +1,8 @@
 """Every backend against the same hostile and ordinary code, in real gVisor sandboxes.
 
-Each case runs once per backend (`runsc` direct and `docker` with the runsc runtime; see
-conftest.py): both are held to one contract, and no case may pass on one and not the other.
+Each case runs once per backend (`runsc` direct with a sandbox started for the run, `runsc-pool`
+in a sandbox the warm pool started ahead, and `docker` with the runsc runtime; see conftest.py):
+all are held to one contract, and no case may pass on one and not another.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def run(backend: Backend, code: str, **kwargs: Any) -> ExecutionResult:
     spec = ExecutionSpec(
         execution_id=uuid.uuid4().hex, code=textwrap.dedent(code), limits=limits, **kwargs
     )
-    result = asyncio.run(backend.run(spec))
+    result = backend.run(spec)
     assert backend.leftovers() == []
     return result
 
@@ -126,8 +127,10 @@ def test_when_100mb_allocated_then_limit_decides(
         "import os\nwhile True: os.fork()",
         # A bomb that shrugs off refused forks and keeps trying.
         "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass",
+        "import threading as t, time\nwhile True: t.Thread(target=time.sleep, args=(9,)).start()",
+        "import subprocess\nwhile True: subprocess.Popen(['sleep', '9'])",
     ],
-    ids=["fork-bomb", "stubborn-fork-bomb"],
+    ids=["fork-bomb", "stubborn-fork-bomb", "thread-bomb", "subprocess-bomb"],
 )
 def test_when_fork_bomb_then_pids_limit_and_host_intact(backend: Backend, code: str) -> None:
     result = run(backend, code, limits={"max_processes": 32, "timeout_s": 10})
@@ -318,11 +321,12 @@ def test_when_image_missing_then_unavailable_names_the_build_command(
     shutil.copytree(images.recipes_dir / "python", recipes / "python")
     with (recipes / "python" / "recipe.yaml").open("a") as recipe:
         recipe.write(f"# changed {uuid.uuid4().hex}\n")
-    empty = backend_factory(tmp_path / "state", recipes)
     (tmp_path / "state").mkdir()
-    assert "sandgate image build" in (empty.checks()["image"] or "")
+    empty = backend_factory(tmp_path / "state", recipes)
+    assert "sandgate image build" in (empty.backend.checks()["image"] or "")
+    spec = ExecutionSpec(execution_id=uuid.uuid4().hex, code="print(1)")
     with pytest.raises(SandboxUnavailable, match="sandgate image build python"):
-        run(empty, "print(1)")
+        empty.loop.run(empty.backend.run(spec))
 
 
 def test_when_runs_are_concurrent_then_each_gets_its_own_sandbox(backend: Backend) -> None:
@@ -330,9 +334,11 @@ def test_when_runs_are_concurrent_then_each_gets_its_own_sandbox(backend: Backen
         specs = [
             ExecutionSpec(execution_id=uuid.uuid4().hex, code=f"print({i} * 2)") for i in range(4)
         ]
-        return await asyncio.gather(*(backend.run(s) for s in specs))
+        results = await asyncio.gather(*(backend.backend.run(s) for s in specs))
+        await backend.backend.settle()
+        return results
 
-    results = asyncio.run(many())
+    results = backend.loop.run(many())
     assert [r.stdout for r in results] == [f"{i * 2}\n" for i in range(4)]
     assert backend.leftovers() == []
 
@@ -340,18 +346,20 @@ def test_when_runs_are_concurrent_then_each_gets_its_own_sandbox(backend: Backen
 def test_when_a_run_is_cancelled_then_its_sandbox_is_removed(backend: Backend) -> None:
     async def abandon() -> None:
         spec = ExecutionSpec(execution_id=uuid.uuid4().hex, code="import time; time.sleep(60)")
-        task = asyncio.create_task(backend.run(spec))
+        task = asyncio.create_task(backend.run_async(spec))
         await _until(lambda: _sandbox_running(backend))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        await backend.backend.settle()
 
-    asyncio.run(abandon())
+    backend.loop.run(abandon())
     assert backend.leftovers() == []
 
 
 def _sandbox_running(backend: Backend) -> bool:
-    """A runsc process of the sandbox is up (runsc), or its container runs (docker)."""
+    """A runsc process of the running sandbox is up (runsc; one kept ready by the pool is not
+    listed), or its container runs (docker)."""
     return any(
         item.startswith("process") or item.endswith(" running") for item in backend.leftovers()
     )

@@ -1,7 +1,8 @@
 """node and bash against the hostile and ordinary cases python meets, in real gVisor sandboxes.
 
 Each case is one program per language (the same intent, written the way that language does it),
-run once per backend (runsc direct and Docker, as the conformance suite runs python) on the
+run once per backend that starts a sandbox per run (runsc direct and Docker; node and bash have
+no runner, so the pool never starts their sandboxes ahead) on the
 language's own image; statuses are python's: a memory bomb is `memory_limit`, a fork bomb
 `pids_limit`, an endless loop `timeout`, a flood `output_limit`.
 """
@@ -33,12 +34,13 @@ def language_images(images: ImageStore) -> ImageStore:
 
 
 @pytest.fixture
-def sandbox(backend: Backend, language_images: ImageStore) -> Backend:
+def sandbox(cold_backend: Backend, language_images: ImageStore) -> Backend:
     """The conformance backend, with the language images imported when it is Docker's."""
-    if isinstance(backend, DockerBackend):
+    docker = cold_backend.backend
+    if isinstance(docker, DockerBackend):
         for name in LANGS:
-            language_images.ensure_docker(name, backend.api, progress=lambda _line: None)
-    return backend
+            language_images.ensure_docker(name, docker.api, progress=lambda _line: None)
+    return cold_backend
 
 
 @pytest.fixture(params=LANGS)
@@ -277,7 +279,16 @@ def test_when_sandbox_looks_at_itself_then_unprivileged_and_bare(
     assert result.stdout == "65534 65534 0000000000000000\nlo\n", result.stderr
 
 
-ENV_NAMES = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PWD"}
+ENV_NAMES = {
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "PYTHONPATH",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "PWD",
+}
 ENV_NAMES |= {"NODE_PATH", "OLDPWD", "SHLVL", "_"}
 
 

@@ -11,21 +11,21 @@ import pytest
 
 from sandbox.base import Status
 from sandbox.image import ImageStore
-from sandbox.runsc import RunscBackend
+from tests.sandbox.conftest import Backend
 from tests.sandbox.test_conformance import run
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(scope="module")
-def data_backend(runsc_backend: RunscBackend, images: ImageStore) -> RunscBackend:
+def data_backend(runsc_backend: Backend, images: ImageStore) -> Backend:
     """The runsc backend, with python-data built (a no-op when the test set-up built it)."""
     images.ensure("python-data", progress=lambda _line: None)
     return runsc_backend
 
 
 def test_when_numpy_pandas_and_scipy_compute_then_the_results_are_right(
-    data_backend: RunscBackend,
+    data_backend: Backend,
 ) -> None:
     code = """
         import numpy as np, pandas as pd, scipy.stats
@@ -40,7 +40,7 @@ def test_when_numpy_pandas_and_scipy_compute_then_the_results_are_right(
 
 
 def test_when_a_plot_is_saved_then_a_png_of_the_right_size_is_in_work_and_nothing_else(
-    data_backend: RunscBackend,
+    data_backend: Backend,
 ) -> None:
     code = """
         import os, sys
@@ -67,7 +67,7 @@ def test_when_a_plot_is_saved_then_a_png_of_the_right_size_is_in_work_and_nothin
     assert cache.startswith("/usr/share/sandgate/matplotlib/fontlist-v")
 
 
-def test_when_300mb_are_allocated_under_256mb_then_memory_limit(data_backend: RunscBackend) -> None:
+def test_when_300mb_are_allocated_under_256mb_then_memory_limit(data_backend: Backend) -> None:
     code = "import numpy as np\nblock = np.ones(300 << 20, dtype=np.uint8)\nprint(block.sum())"
     result = run(data_backend, code, image="python-data", limits={"memory_mb": 256})
     assert result.status is Status.MEMORY_LIMIT, (result.status, result.stderr[-300:])
@@ -75,7 +75,7 @@ def test_when_300mb_are_allocated_under_256mb_then_memory_limit(data_backend: Ru
 
 
 def test_when_the_plain_python_image_is_used_then_it_has_no_numpy(
-    data_backend: RunscBackend,
+    data_backend: Backend,
 ) -> None:
     result = run(data_backend, "import numpy")
     assert result.status is Status.ERROR and "No module named 'numpy'" in result.stderr

@@ -1,5 +1,6 @@
 """`/ready` names each check and lists every image with its recipe hash, size and whether it is
-built; it fails, with the build command, when an image the loaded policies allow is missing."""
+built; an image the loaded policies allow but nobody built is a warning with the build command,
+and the backend's own image (python) not built makes it not ready."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from tests.inproc import inproc
 SHARED_IMAGES = REPO_ROOT / ".state" / "images"
 
 
-def test_when_no_image_is_built_then_not_ready_and_the_command_is_named(tmp_path: Path) -> None:
+def test_when_no_image_is_built_then_a_warning_names_the_command(tmp_path: Path) -> None:
     with inproc(tmp_path / "state") as service:
         answer = service.client.get("/ready")
     body = answer.json()
-    assert answer.status_code == 503 and body["status"] == "not_ready"
     images = body["checks"]["images"]
-    assert images["ok"] is False and "sandgate image build" in images["detail"]
+    [warning] = [w for w in body["warnings"] if "not built" in w]
+    assert "sandgate image build" in warning and "python-data" in warning
     names = {i["name"] for i in images["images"]}
     assert names == {"python", "python-data", "node", "bash"}
     assert all(len(i["recipe_hash"]) == 16 and i["built"] is False for i in images["images"])
