@@ -18,10 +18,10 @@ test:
 	.ci/setup test
 	$(VENV)/bin/pytest
 
-# The in-process tests only (no sandbox, no service process, no database server): < 1 minute.
+# The in-process tests only (no sandbox, no service process, no database or Redis server): < 1 minute.
 test-fast:
 	.ci/setup run
-	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not redis and not slow and not live"
+	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not slow and not live and not cluster and not redis"
 
 bench:
 	.ci/setup test

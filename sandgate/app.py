@@ -3,11 +3,13 @@
 Middleware, outermost first (inside FastAPI's own server span, `sandgate.tracing`): request
 ids, the headers a step asked for (`RateLimit-*`), the access log line and the request
 metrics; the audit trail (one record per answered request its pipeline did not record); the
-request body limit (413).
+request body limit (413). A worker (role `worker`) serves only health, readiness and metrics;
+it takes its work from the queue.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,16 +18,18 @@ from fastapi import FastAPI
 from guards.screener import Screener
 from sandbox.base import SandboxBackend
 from sandgate import __version__
-from sandgate.api import audit, execute, health, policies, screen, sessions, usage
+from sandgate.api import audit, execute, executions, health, policies, screen, sessions, usage
 from sandgate.api import metrics as metrics_api
 from sandgate.api.responses import install_openapi
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.trail import AuditTrail
 from sandgate.bodylimit import BodyLimitMiddleware
+from sandgate.dispatch.streams import RedisDispatcher
 from sandgate.errors import install_handlers
 from sandgate.logs import RequestIdMiddleware, configure_logging
 from sandgate.metrics import Metrics
 from sandgate.observe import count_request
+from sandgate.pipeline import carry, session_calls
 from sandgate.services import Services, running
 from sandgate.settings import Settings
 from sandgate.tracing import FASTAPI_TELEMETRY
@@ -48,12 +52,23 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings, backend=backend, screener=screener) as services:
+            if services.executor is None:
+                await services.dispatch.open(None, None)
+            else:
+                await services.dispatch.open(
+                    functools.partial(carry.run_job, services),
+                    functools.partial(carry.lose, services),
+                )
+                if isinstance(services.dispatch, RedisDispatcher):  # it holds sessions
+                    services.dispatch.serve_calls(functools.partial(session_calls.serve, services))
             app.state.services = services
             started.append(services)
             try:
                 yield
             finally:
                 started.clear()
+                await services.sessions.stop_reaping()
+                await services.dispatch.close()
 
     def auditor() -> Auditor | None:
         return started[0].auditor if started else None
@@ -79,16 +94,11 @@ def create_app(
         RequestIdMiddleware,
         on_end=lambda route, status, seconds: count_request(metrics(), route, status, seconds),
     )
-    for router in (
-        health.router,
-        execute.router,
-        screen.router,
-        sessions.router,
-        policies.router,
-        audit.router,
-        metrics_api.router,
-        usage.router,
-    ):
+    routers = [health.router, metrics_api.router]
+    if settings.role != "worker":
+        routers += [execute.router, executions.router, screen.router, sessions.router]
+        routers += [policies.router, audit.router, usage.router]
+    for router in routers:
         app.include_router(router)
     install_openapi(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -39,8 +40,8 @@ async def _current_key(
 ) -> ApiKey:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
-    with span("auth"):
-        key = services.keys.lookup(credentials.credentials)
+    with span("auth"):  # off the loop: the store may be PostgreSQL, and may be away (503)
+        key = await asyncio.to_thread(services.keys.lookup, credentials.credentials)
     if key is None:
         raise Unauthorized("invalid or revoked API key")
     now = time.time()

@@ -21,6 +21,7 @@
     │                                                (named in the message and `details`)
     ├── NotSupported         501 not_supported       the backend cannot do this (named)
     └── Unavailable          503 unavailable         backend, image or audit store down
+        └── StoreUnavailable 503 unavailable         keys, usage or sessions' store down
         (AuditUnavailable from `sandgate.audit` is answered the same way)
 
 Every answer is JSON: `{"error": {"type", "message", "details"?}, "request_id"}`. Validation
@@ -51,6 +52,7 @@ __all__ = [
     "NotSupported",
     "ScreeningBlocked",
     "SessionNotFound",
+    "StoreUnavailable",
     "FileMissing",
     "Forbidden",
     "InvalidInput",
@@ -63,6 +65,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "error_body",
+    "error_for",
     "install_handlers",
 ]
 
@@ -202,6 +205,34 @@ class Unavailable(SandgateError):
 
     status_code = 503
     type = "unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    """A store shared by the nodes (keys, usage, the sessions' registry) cannot be reached."""
+
+
+def error_for(
+    type_: str,
+    message: str,
+    status_code: int,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> SandgateError:
+    """The error of an answer given elsewhere (a worker's), by its type: raised here, it is
+    answered the same way."""
+    pending: list[type[SandgateError]] = [SandgateError]
+    error: SandgateError | None = None
+    while pending and error is None:
+        kind = pending.pop()
+        if kind.type == type_ and kind.status_code == status_code:
+            error = kind(message) if kind is Unauthorized else kind(message, details=details)
+        pending.extend(kind.__subclasses__())
+    if error is None:
+        error = Unavailable(message) if status_code >= 500 else InvalidInput(message)
+    error.details = details
+    if headers:
+        error.headers = (error.headers or {}) | headers
+    return error
 
 
 def error_body(request: Request | None, type_: str, message: str, details: Any = None) -> Any:

@@ -76,6 +76,18 @@ class Metrics:
             ["stage", "verdict"],
             registry=self.registry,
         )
+        self.dispatch_wait = Histogram(
+            "sandgate_dispatch_wait_seconds",
+            "Time executions waited in the dispatch queue before a worker started them.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "sandgate_webhook_deliveries_total",
+            "Webhook deliveries by outcome (`delivered`, `dead`).",
+            ["result"],
+            registry=self.registry,
+        )
         self.pool_ready_sandboxes = Gauge(
             "sandgate_pool_ready",
             "Sandboxes started ahead and ready, by class (all workers: each has its own pool).",

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from guards import Action, Finding, Stage
 from sandbox.base import EgressAttempt, FileOut, RichResult, Status
@@ -26,6 +26,7 @@ __all__ = [
     "ErrorDetail",
     "ExecuteRequest",
     "ExecuteResponse",
+    "ExecutionsRequest",
     "ExecutionStatus",
     "FileIn",
     "PolicyRef",
@@ -168,6 +169,23 @@ class ExecuteRequest(BaseModel):
                 if parent in paths:
                     raise ValueError(f"file path {str(path)!r} is inside file {str(parent)!r}")
         return files
+
+
+class ExecutionsRequest(ExecuteRequest):
+    """`POST /executions`: the /execute body, answered later (polled, or sent to a webhook)."""
+
+    webhook_url: HttpUrl | None = Field(
+        None,
+        description="Where to POST the answer (signed: `X-Sandgate-Signature: sha256=<hex "
+        "HMAC-SHA256 of the body>`); retried with backoff, then dead-lettered.",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _short_url(cls, url: HttpUrl | None) -> HttpUrl | None:
+        if url is not None and len(str(url)) > 2048:
+            raise ValueError("the webhook URL is longer than 2048 characters")
+        return url
 
 
 class PolicyRef(BaseModel):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import psutil
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_PREIMPORT", "PRIVATE_EGRESS_WARNING", "REPO_ROOT", "Settings"]
@@ -124,10 +124,17 @@ class Settings(BaseSettings):
         min_length=16,
         description="Signs audit checkpoints. Unset: a key kept in <state_dir>/audit_hmac_key.",
     )
+    state_dsn: str | None = Field(
+        None,
+        description="`postgresql://...`: keys, usage and quotas, and the sessions' registry, "
+        "shared by every node. Unset: SANDGATE_AUDIT_DSN when that is PostgreSQL, else SQLite "
+        "files in the state directory.",
+    )
     redis_url: str | None = Field(
         None,
-        description="`redis://host:port/db`: rate-limit buckets shared by every worker and host. "
-        "Unset: each worker process keeps its own buckets in memory.",
+        description="Redis (`redis://host:6379/0`), shared by every worker and host: the work "
+        "queue, results, heartbeats, session routing and rate-limit buckets. Unset: an "
+        "in-process queue and buckets in each worker process's memory (role `all` only).",
     )
     otlp_endpoint: str | None = Field(
         None,
@@ -146,8 +153,52 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long running requests may finish."
     )
+    role: Literal["all", "api", "worker"] = Field(
+        "all",
+        description="`all`: one process does everything; `api`: admission, screening of the "
+        "code, dispatch and relay, no sandbox; `worker`: runs what the queue hands it.",
+    )
+    node_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="This node's name in heartbeats and metrics; default host name and pid.",
+    )
+    queue_max_depth: int = Field(
+        1000, ge=1, le=1_000_000, description="Executions waiting to start before 429."
+    )
+    execution_ttl_s: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="How long an execution's state is kept."
+    )
+    worker_dead_after_s: float = Field(
+        10.0,
+        ge=1,
+        le=600,
+        description="A worker whose heartbeat is older than this is dead: what it had not "
+        "started goes to another worker, what it had started ends as `worker lost`.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Signs webhook bodies (X-Sandgate-Signature). Unset: a secret kept in "
+        "<state_dir>/webhook_secret (set it when several workers deliver).",
+    )
+    webhook_attempts: int = Field(5, ge=1, le=20, description="Deliveries tried per webhook.")
+    webhook_backoff_s: float = Field(
+        1.0, gt=0, le=600, description="First retry delay; doubled each attempt (capped 5 min)."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="For tests and labs only: webhooks may go to loopback and private addresses "
+        "(never to cloud metadata).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
+
+    @model_validator(mode="after")
+    def _queue_for_roles(self) -> Settings:
+        if self.role != "all" and not self.redis_url:
+            raise ValueError(f"role {self.role!r} needs SANDGATE_REDIS_URL (the shared queue)")
+        return self
 
     @field_validator("state_dir", "policy_dir", "images_dir")
     @classmethod

@@ -1,5 +1,9 @@
 """Shared fixtures: a real gVisor backend on a private state directory, and real services.
 
+A PostgreSQL server private to the test session (initdb into a temporary directory), where
+each test that asks gets a schema of its own; missing binaries FAIL the session's PostgreSQL
+tests with a message naming the set-up: they are never skipped.
+
 Every test session gets its own state directory (so its sandboxes, cgroups and bundles are
 its own), sharing only the built sandbox images with `make run`'s `.state/images`. At the end
 of the session a check asserts that nothing of any state directory the session used is left:
@@ -9,13 +13,17 @@ no runsc process, cgroup, bundle directory, mount or socket.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from sandbox.image import ImageStore
 from sandbox.runsc import RunscBackend
+from sandgate.cluster.pgserver import PgMissing, PgServer
 from sandgate.settings import REPO_ROOT
 from tests.helpers import LiveServer, leftovers_of, start_server
 from tests.inproc import ADMIN_KEY
@@ -89,3 +97,42 @@ def _scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SANDGATE_"):
             monkeypatch.delenv(name)
+
+
+def _running_pg() -> Iterator[PgServer]:
+    try:
+        server = PgServer()
+    except PgMissing as exc:
+        pytest.fail(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session, stopped and deleted at the end."""
+    yield from _running_pg()
+
+
+@pytest.fixture
+def own_pg() -> Iterator[PgServer]:
+    """A PostgreSQL server of the test's own, so stopping it harms no other test."""
+    yield from _running_pg()
+
+
+def _schema_dsn(base: str, schema: str) -> str:
+    return f"{base}?options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PgServer) -> Iterator[str]:
+    """A DSN whose search_path is a fresh, empty schema."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield _schema_dsn(pg_server.dsn, schema)
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -36,13 +36,10 @@ async def execute(
     """Run `code` under the caller's policy (or a stricter one it names). Answered only once
     the audit record of the execution is committed; streamed with `Accept:
     application/x-ndjson`."""
-    admission = await pipeline.admitted(services, who, body)
+    job = await pipeline.admitted(services, who, body)
     if not wants_stream(request):
-        return await pipeline.run(services, who, body, admission)
-    events = events_for(services, who, admission.resolved)
+        return await pipeline.run(services, who, job)
+    events = events_for(services, job)
     return streamed(
-        request,
-        services.auditor,
-        events,
-        lambda: pipeline.run(services, who, body, admission, events),
+        request, services.auditor, events, lambda: pipeline.run(services, who, job, events)
     )

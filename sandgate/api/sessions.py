@@ -19,9 +19,11 @@ from sandgate.models import (
     SessionList,
     SessionView,
 )
-from sandgate.pipeline import session_execute, session_files, sessions
+from sandgate.pipeline import session_execute, session_files, session_route, sessions
 from sandgate.pipeline.caller import Caller
 from sandgate.pipeline.execution import events_for
+from sandgate.pipeline.stream import relayed_events
+from sandgate.sessions.registry import SessionRecord
 
 __all__ = ["router"]
 
@@ -51,13 +53,13 @@ async def create(body: SessionCreate, services: ServicesDep, who: Limited) -> Se
 )
 async def listing(services: ServicesDep, who: Who) -> SessionList:
     """Live sessions only; an ended one answers 410 on its own URL."""
-    return sessions.listing(services, who)
+    return await sessions.listing(services, who)
 
 
 @router.get("/{session_id}", name="session.get", summary="One session.", responses=errors(*_OF_ONE))
 async def view(session_id: SessionId, services: ServicesDep, who: Who) -> SessionView:
     """State, limits, use so far; 410 with the reason once ended."""
-    return sessions.view(services, who, session_id)
+    return await sessions.view(services, who, session_id)
 
 
 @router.delete(
@@ -88,16 +90,25 @@ async def execute(
     who: Limited,
 ) -> Any:
     """The /execute answer plus `execution_count`; streamed with `Accept:
-    application/x-ndjson`."""
-    live, admission = await session_execute.admitted(services, who, session_id, body)
+    application/x-ndjson`. Held by another worker, the session runs it there."""
+    live = await services.sessions.locate(who.key, session_id)
+    if isinstance(live, SessionRecord):
+        sent = await session_route.execute(services, who, live, body, wants_stream(request))
+        if not wants_stream(request):
+            return await session_route.executed(sent)
+        relayed = relayed_events()
+        return streamed(
+            request, services.auditor, relayed, lambda: session_route.executed(sent, relayed)
+        )
+    job = await session_execute.admitted(services, who, live, body)
     if not wants_stream(request):
-        return await session_execute.run(services, who, body, live, admission)
-    events = events_for(services, who, admission.resolved)
+        return await session_execute.run(services, who, live, job)
+    events = events_for(services, job)
     return streamed(
         request,
         services.auditor,
         events,
-        lambda: session_execute.run(services, who, body, live, admission, events),
+        lambda: session_execute.run(services, who, live, job, events),
     )
 
 

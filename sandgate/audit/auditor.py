@@ -13,7 +13,7 @@ acts. Content kept follows the policy's `audit.content`:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import structlog
@@ -31,7 +31,6 @@ from sandgate.audit.base import (
 from sandgate.audit.export import Format, export_lines
 from sandgate.audit.fit import cut, fit
 from sandgate.keys import ApiKey
-from sandgate.policy.loader import ResolvedPolicy
 from sandgate.tracing import span
 
 __all__ = ["Auditor", "excerpt"]
@@ -40,6 +39,16 @@ log = structlog.get_logger(__name__)
 _PLAIN = TypeAdapter(dict[str, Any])
 Content = Literal["none", "redacted", "full"]
 T = TypeVar("T")
+
+
+class NamedPolicy(Protocol):
+    """What a record names of a policy: a resolved policy, or its reference in a job."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
 
 
 def excerpt(text: str, redacted: str, *, clean: bool, content: Content) -> str | None:
@@ -80,19 +89,21 @@ class Auditor:
         key: ApiKey | None,
         request_id: str | None,
         client: str | None,
-        policy: ResolvedPolicy | None = None,
+        policy: NamedPolicy | None = None,
         verdict: str | None = None,
         status: str | None = None,
         content: Mapping[str, str | None] | None = None,
         details: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
     ) -> AuditEvent:
         """An event naming who acted (key id, name, tenant; never the key) and under which
-        policy, fitted to the store's rules (see `sandgate.audit.fit`)."""
+        policy, fitted to the store's rules (see `sandgate.audit.fit`). `tenant` names whose
+        the action was when no key acted (a webhook delivered for one)."""
         raw = AuditEvent.model_construct(
             action=action,
             verdict=verdict,
             status=status,
-            tenant=key.tenant if key else None,
+            tenant=key.tenant if key else tenant,
             key_id=key.id if key else None,
             key_name=key.name if key else None,
             policy_name=policy.name if policy else None,

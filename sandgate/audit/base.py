@@ -65,6 +65,7 @@ class Action(StrEnum):
     KEY_CREATE = "key.create"
     KEY_REVOKE = "key.revoke"
     EGRESS = "egress"
+    WEBHOOK = "webhook"
 
 
 class AuditEvent(BaseModel):
@@ -156,8 +157,8 @@ class RecordFilter(BaseModel):
     tenant: str | None = Field(None, max_length=256)
     action: str | None = Field(None, max_length=64)
     verdict: str | None = Field(None, max_length=64)
-    min_seq: int | None = Field(None, ge=1, description="Records with seq >= this.")
-    max_seq: int | None = Field(None, ge=0, description="Records with seq <= this.")
+    min_seq: int | None = Field(None, ge=1, le=2**63 - 1, description="Records with seq >= this.")
+    max_seq: int | None = Field(None, ge=0, le=2**63 - 1, description="Records with seq <= this.")
 
     @field_validator("since", "until")
     @classmethod

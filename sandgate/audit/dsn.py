@@ -35,6 +35,7 @@ __all__ = [
     "KEY_FILE",
     "default_dsn",
     "hmac_key_from_env",
+    "is_postgres",
     "open_store",
     "redacted_dsn",
     "sqlite_path",
@@ -66,7 +67,8 @@ def hmac_key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
     return made.read_text().strip().encode() if made.is_file() else None
 
 
-def _is_postgres(dsn: str) -> bool:
+def is_postgres(dsn: str) -> bool:
+    """Whether a DSN names PostgreSQL (a URL or a libpq key=value string)."""
     return dsn.startswith(("postgresql://", "postgres://")) or (
         "=" in dsn and not dsn.startswith(("sqlite:", "/", "."))
     )
@@ -91,14 +93,14 @@ def open_store(dsn: str, **options: Any) -> AuditStore:
     """
     if not dsn:
         raise ValueError("empty audit DSN")
-    if _is_postgres(dsn):
+    if is_postgres(dsn):
         return PostgresAuditStore(dsn, **options)
     return SQLiteAuditStore(sqlite_path(dsn), **options)
 
 
 def redacted_dsn(dsn: str) -> str:
     """The DSN with any password replaced, for messages and logs."""
-    if not _is_postgres(dsn):
+    if not is_postgres(dsn):
         return dsn
     try:
         params = conninfo_to_dict(dsn)

@@ -19,14 +19,12 @@ Other calls borrow a pooled connection; one the server has closed is never lent 
 
 from __future__ import annotations
 
-import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
-from sandgate.audit._pool import ConnectionPool
 from sandgate.audit._schema import POSTGRES_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
@@ -38,6 +36,7 @@ from sandgate.audit.base import (
     AuditUnavailable,
     Head,
 )
+from sandgate.db.pool import ConnectionPool, alive
 
 __all__ = ["PostgresAuditStore"]
 
@@ -65,7 +64,10 @@ class PostgresAuditStore(SqlAuditStore):
         self._connect_timeout = connect_timeout
         self._lock_timeout_ms = str(int(lock_timeout * 1000))
         self._pool: ConnectionPool[Conn] = ConnectionPool(
-            self._connect, lambda c: c.close(), usable=_alive
+            self._connect,
+            lambda c: c.close(),
+            usable=alive,
+            closed_error=lambda: AuditError("the audit store is closed"),
         )
         with self._errors(), self._pool.connection() as conn:
             self._create_schema(conn)
@@ -151,19 +153,3 @@ class PostgresAuditStore(SqlAuditStore):
     def close(self) -> None:
         """Close the store's connections; it cannot be used afterwards."""
         self._pool.close()
-
-
-def _alive(conn: Conn) -> bool:
-    """Whether an idle connection is still good, without a round trip to the server.
-
-    An idle connection has nothing to read: if its socket is readable, the server closed it
-    (a restart, an idle timeout) or sent something unexpected; either way it is not lent.
-    """
-    if conn.closed or conn.broken:
-        return False
-    try:
-        poller = select.poll()  # not select.select: it fails on descriptors past 1023
-        poller.register(conn.fileno(), select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError):
-        return False

@@ -25,7 +25,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sandgate.audit._pool import ConnectionPool
 from sandgate.audit._schema import SCHEMA_VERSION, SQLITE_SCHEMA
 from sandgate.audit._sql import (
     COLUMNS,
@@ -37,6 +36,7 @@ from sandgate.audit.base import (
     AuditUnavailable,
     Head,
 )
+from sandgate.db.pool import ConnectionPool
 
 __all__ = ["SQLiteAuditStore"]
 
@@ -52,7 +52,9 @@ class SQLiteAuditStore(SqlAuditStore):
         self._busy_timeout = busy_timeout
         self._write_lock = threading.Lock()
         self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
-            self._connect, sqlite3.Connection.close
+            self._connect,
+            sqlite3.Connection.close,
+            closed_error=lambda: AuditError("the audit store is closed"),
         )
         self._create_private()
         with self._errors(), self._pool.connection() as conn:

@@ -1,7 +1,8 @@
 """API keys: created once and shown once, stored only as SHA-256 hashes, never logged.
 
-`base.KeyStore` is the contract (expiry, rotation, `last_used_at`); `sqlite.SqliteKeyStore`
-(in the state directory) is the first implementation.
+`base.KeyStore` is the contract (expiry, rotation, `last_used_at`); `sql.SqlKeyStore` is its
+implementation, on SQLite in the state directory (`SqliteKeyStore`) or on PostgreSQL, shared by
+every node (`PostgresKeyStore`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from sandgate.keys.base import (
     KeyStore,
     Scope,
 )
-from sandgate.keys.sqlite import SqliteKeyStore
+from sandgate.keys.sql import PostgresKeyStore, SqliteKeyStore
 
-__all__ = ["DEFAULT_LIFETIME_S", "KEY_PREFIX", "ApiKey", "KeyStore", "Scope", "SqliteKeyStore"]
+__all__ = [
+    "DEFAULT_LIFETIME_S",
+    "KEY_PREFIX",
+    "ApiKey",
+    "KeyStore",
+    "Scope",
+    "PostgresKeyStore",
+    "SqliteKeyStore",
+]

@@ -10,12 +10,13 @@ import click
 from sandgate.audit.auditor import Auditor
 from sandgate.audit.base import AuditError
 from sandgate.audit.dsn import default_dsn, open_store
+from sandgate.errors import StoreUnavailable
 from sandgate.keys.base import ApiKey, KeyStore, Scope
 from sandgate.keys.expiry import expires_at, grace_until, when
-from sandgate.keys.sqlite import SqliteKeyStore
 from sandgate.policy.issues import PolicySetInvalid
 from sandgate.policy.loader import PolicySet, load_policy_set
 from sandgate.settings import Settings
+from sandgate.stores import open_keys
 
 __all__ = ["keys"]
 
@@ -26,7 +27,11 @@ def keys() -> None:
 
 
 def _key_store() -> KeyStore:
-    return SqliteKeyStore(Settings().state_dir / "keys.db")
+    """The key store every node of this deployment reads (see `sandgate.stores`)."""
+    try:
+        return open_keys(Settings())
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"the key store cannot be reached: {exc.message}") from None
 
 
 def _policies() -> PolicySet:

@@ -27,4 +27,9 @@ class Caller:
     async def record(self, auditor: Auditor, event: AuditEvent) -> None:
         """Commit the request's one audit record (AuditUnavailable if it cannot be written)."""
         await auditor.record(event)
+        self.recorded()
+
+    def recorded(self) -> None:
+        """Tell the audit trail that the request's record is committed (written by a pipeline
+        step, here or on the worker that ran it)."""
         self.state[AUDITED] = True

@@ -1,6 +1,6 @@
 """What every execution pipeline (one-shot, async, in a session) does with a request's inputs
-and a run's outputs: which texts are screened, how the answer is mapped field by field, and
-what the audit record keeps.
+and a run's outputs: which texts are screened, how the answer is mapped field by field (ran,
+blocked, or lost with its worker), and what the audit record keeps.
 
 Everything the code produced is untrusted output and is screened at stage `output`: stdout,
 stderr, the text forms of rich results (`text/plain`, `text/html`, `application/json`) and the
@@ -17,11 +17,12 @@ from typing import Any
 
 from guards import Action
 from sandbox.base import ExecutionResult, FileOut, RichResult
-from sandgate.models import ExecuteRequest, ExecuteResponse, ExecutionStatus, PolicyRef
+from sandgate.models import ExecuteRequest, ExecuteResponse, ExecutionStatus, FileIn
+from sandgate.pipeline.job import Job
 from sandgate.pipeline.screening import Screened
 from sandgate.policy.schema import PolicyLimits
 
-__all__ = ["answer", "code_inputs", "details", "output_texts", "spec_files"]
+__all__ = ["answer", "code_inputs", "details", "job_files", "lost", "output_texts"]
 
 _TEXT_MIMES = ("text/plain", "text/html", "application/json")
 
@@ -34,10 +35,10 @@ def code_inputs(body: ExecuteRequest) -> dict[str, str]:
     return texts
 
 
-def spec_files(body: ExecuteRequest, code: Screened) -> dict[str, str | bytes]:
+def job_files(body: ExecuteRequest, code: Screened) -> dict[str, str | FileIn]:
     """The files the sandbox gets: text as screening lets it go, binary as sent."""
     return {
-        name: code.shown(f"file:{name}") if isinstance(value, str) else value.data()
+        name: code.shown(f"file:{name}") if isinstance(value, str) else value
         for name, value in body.files.items()
     }
 
@@ -110,40 +111,44 @@ def _files(result: ExecutionResult, output: Screened, limits: PolicyLimits) -> d
     return shown
 
 
-def answer(
-    execution_id: str,
-    request_id: str,
-    policy: PolicyRef,
-    limits: PolicyLimits,
-    code: Screened,
-    result: ExecutionResult | None,
-    output: Screened | None,
-) -> ExecuteResponse:
+def _empty(job: Job, status: ExecutionStatus, detail: str) -> ExecuteResponse:
+    """An answer with nothing run (or nothing known of the run)."""
+    return ExecuteResponse(
+        execution_id=job.execution_id,
+        request_id=job.request_id,
+        status=status,
+        exit_code=None,
+        stdout="",
+        stderr="",
+        stdout_truncated=False,
+        stderr_truncated=False,
+        wall_ms=0,
+        cpu_ms=0,
+        peak_memory_bytes=0,
+        detail=detail,
+        policy=job.policy,
+        screening={"code": job.code_screening},
+    )
+
+
+def lost(job: Job, worker: str) -> ExecuteResponse:
+    """The answer when the worker running it died: it ran (or began to) and is not run again."""
+    detail = f"worker lost: {worker} stopped while running this execution; it was not run again"
+    return _empty(job, ExecutionStatus.SANDBOX_ERROR, detail)
+
+
+def answer(job: Job, result: ExecutionResult | None, output: Screened | None) -> ExecuteResponse:
     """The answer, field by field: blocked (nothing ran), or the run with its output as
     screening lets it go."""
     if result is None or output is None:
-        return ExecuteResponse(
-            execution_id=execution_id,
-            request_id=request_id,
-            status=ExecutionStatus.BLOCKED,
-            exit_code=None,
-            stdout="",
-            stderr="",
-            stdout_truncated=False,
-            stderr_truncated=False,
-            wall_ms=0,
-            cpu_ms=0,
-            peak_memory_bytes=0,
-            detail=f"code blocked by screening: {code.stage.summary()}",
-            policy=policy,
-            screening={"code": code.stage},
-        )
+        detail = f"code blocked by screening: {job.code_screening.summary()}"
+        return _empty(job, ExecutionStatus.BLOCKED, detail)
     withheld = output.verdict is Action.BLOCK
     raw_ok = output.verdict is Action.ALLOW  # the raw bytes would carry what was replaced
-    files = _files(result, output, limits)
+    files = _files(result, output, job.caps)
     return ExecuteResponse(
-        execution_id=execution_id,
-        request_id=request_id,
+        execution_id=job.execution_id,
+        request_id=job.request_id,
         status=ExecutionStatus.of(result.status),
         exit_code=result.exit_code,
         stdout="" if withheld else output.shown("stdout"),
@@ -157,22 +162,22 @@ def answer(
         peak_memory_bytes=result.peak_memory_bytes,
         detail=result.detail,
         output_withheld=withheld,
-        policy=policy,
+        policy=job.policy,
         egress=result.egress,
-        screening={"code": code.stage, "output": output.stage},
-        results=[] if withheld else _results(result, output, limits),
+        screening={"code": job.code_screening, "output": output.stage},
+        results=[] if withheld else _results(result, output, job.caps),
         files={} if withheld else files,
         files_truncated=len(files) < len(result.files),
         execution_count=result.execution_count,
     )
 
 
-def details(response: ExecuteResponse, body: ExecuteRequest, limits: Any) -> dict[str, Any]:
+def details(job: Job, response: ExecuteResponse) -> dict[str, Any]:
     """What the record keeps beyond excerpts: outcome, resource use, findings, egress, and what
     went in and came out (names, sizes and hashes of files; kinds of rich results)."""
-    return {
+    kept: dict[str, Any] = {
         "execution_id": response.execution_id,
-        "language": body.language,
+        "language": job.language,
         "exit_code": response.exit_code,
         "detail": response.detail,
         "wall_ms": response.wall_ms,
@@ -181,11 +186,14 @@ def details(response: ExecuteResponse, body: ExecuteRequest, limits: Any) -> dic
         "stdout_truncated": response.stdout_truncated,
         "stderr_truncated": response.stderr_truncated,
         "output_withheld": response.output_withheld,
-        "limits": limits,
-        "files": sorted(body.files),
+        "limits": job.limits.model_dump(),
+        "files": sorted(job.files),
         "screening": {stage: s.audited() for stage, s in response.screening.items()},
         "egress": [a.model_dump() for a in response.egress],
         "results": [r.kind for r in response.results],
         "execution_count": response.execution_count,
         "files_out": {p: {"size": f.size, "sha256": f.sha256} for p, f in response.files.items()},
     }
+    if job.session_id:
+        kept["session_id"] = job.session_id
+    return kept

@@ -1,4 +1,5 @@
-"""`POST /sessions/{id}/execute`, top to bottom: the caller's live session -> admission under
+"""`POST /sessions/{id}/execute` on the worker holding the session, top to bottom: the caller's
+live session -> admission under
 the session's policy and the code screened -> its turn and a slot -> run in the session's
 interpreter -> the output screened -> one audit record -> the answer (the /execute shape plus
 `execution_count`).
@@ -15,8 +16,8 @@ from sandbox.base import ExecutionResult, OutputSink, SessionEnded
 from sandgate.errors import InvalidInput
 from sandgate.models import ExecuteRequest, ExecuteResponse
 from sandgate.pipeline.caller import Caller
-from sandgate.pipeline.execution import Admitted, admit, conclude
-from sandgate.pipeline.outcome import spec_files
+from sandgate.pipeline.execution import admit, conclude
+from sandgate.pipeline.job import Job
 from sandgate.pipeline.stream import Events
 from sandgate.services import Services
 from sandgate.sessions.manager import LiveSession
@@ -44,55 +45,50 @@ def _same_session(body: ExecuteRequest, live: LiveSession) -> None:
 
 
 async def admitted(
-    services: Services, caller: Caller, session_id: str, body: ExecuteRequest
-) -> tuple[LiveSession, Admitted]:
-    """The caller's live session and the admitted request, before any answer starts."""
-    live = services.sessions.live(caller.key, session_id)
+    services: Services, caller: Caller, live: LiveSession, body: ExecuteRequest
+) -> Job:
+    """The request admitted to the caller's live session, before any answer starts."""
     _same_session(body, live)
     body = body.model_copy(update={"image": live.record.image})
-    return live, await admit(services, caller, body, live.policy)
+    return await admit(services, caller, body, live.policy, session_id=live.record.id)
 
 
 async def run(
     services: Services,
     caller: Caller,
-    body: ExecuteRequest,
     live: LiveSession,
-    admission: Admitted,
+    job: Job,
     events: Events | None = None,
 ) -> ExecuteResponse:
-    """Run the admitted request in the session's interpreter and answer."""
+    """Run the admitted job in the session's interpreter and answer."""
 
-    async def in_session(admission: Admitted, on_output: OutputSink | None) -> ExecutionResult:
+    async def in_session(job: Job, on_output: OutputSink | None) -> ExecutionResult:
         async with services.sessions.turn(live, services.settings.queue_timeout_s):
             try:
-                async with services.executor.slot():
-                    for name, content in spec_files(body, admission.code).items():
+                async with services.sandboxes.slot():
+                    for name, content in job.file_contents().items():
                         data = content if isinstance(content, bytes) else content.encode()
                         await live.sandbox.write_file(name, data)
-                    with span("sandbox.run", execution_id=admission.execution_id, session=True):
+                    with span("sandbox.run", execution_id=job.execution_id, session=True):
                         result = await live.sandbox.execute(
-                            admission.code.shown("code"),
-                            limits=admission.limits,
-                            stdin=body.stdin,
-                            outputs=tuple(body.outputs),
+                            job.code,
+                            limits=job.limits,
+                            stdin=job.stdin,
+                            outputs=tuple(job.outputs),
                             on_output=on_output,
                         )
             except SessionEnded as exc:
                 raise await services.sessions.lost(live, exc.reason) from None
-            services.sessions.used(live, executions=1)
+            await services.sessions.used(live, executions=1)
         ended = await services.sessions.ended_by_itself(live)
         if ended is not None:
             note = f"the session ended ({ended.end_reason}); its state is gone"
             detail = f"{result.detail}; {note}" if result.detail else note
             result = result.model_copy(update={"detail": detail})
-        return services.executor.counted(result, admission.execution_id)
+        return services.sandboxes.counted(result, job.execution_id)
 
-    extra = {"session_id": live.record.id}
-    response = await conclude(
-        services, caller, body, admission, in_session, action="session.execute", events=events,
-        extra=extra,
-    )  # fmt: skip
+    response = await conclude(services, job, in_session, events=events)
+    caller.recorded()
     return response
 
 
@@ -100,5 +96,5 @@ async def execute_in_session(
     services: Services, caller: Caller, session_id: str, body: ExecuteRequest
 ) -> ExecuteResponse:
     """Run `body.code` in the caller's session."""
-    live, admission = await admitted(services, caller, session_id, body)
-    return await run(services, caller, body, live, admission)
+    live = await services.sessions.live(caller.key, session_id)
+    return await run(services, caller, live, await admitted(services, caller, live, body))

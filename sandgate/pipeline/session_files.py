@@ -6,7 +6,8 @@ turn -> one audit record -> 201) and `GET` (-> read in its turn -> a text file s
 Exactly as code and output: a `redact` writes (or returns) the file with its findings replaced,
 a `block` writes (returns) nothing and answers 403 `screening_blocked`. A file that is not
 UTF-8 text is binary and cannot be screened; it is capped and hashed like any other. The audit
-record holds the path, size and sha256 of what was written or returned.
+record holds the path, size and sha256 of what was written or returned. A node that does not
+hold the session hands the call to the worker that does (`session_route`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from sandbox.bundle import BundleError, safe_relative_path
 from sandgate.audit.auditor import Auditor
 from sandgate.errors import FileMissing, InvalidInput, PayloadTooLarge, ScreeningBlocked
 from sandgate.models import FileWritten
+from sandgate.pipeline import session_route
 from sandgate.pipeline.caller import Caller
 from sandgate.pipeline.screening import Screened, screen_texts
 from sandgate.services import Services
 from sandgate.sessions.manager import LiveSession
+from sandgate.sessions.registry import SessionRecord
 
 __all__ = ["download", "upload"]
 
@@ -95,7 +98,9 @@ async def upload(
     services: Services, caller: Caller, session_id: str, path: str, data: bytes
 ) -> FileWritten:
     """Write `data` to `/work/<path>` in the caller's session."""
-    live = services.sessions.live(caller.key, session_id)
+    live = await services.sessions.locate(caller.key, session_id)
+    if isinstance(live, SessionRecord):
+        return await session_route.upload(services, caller, live, path, data)
     path = _path(path)
     rules = live.policy.policy.sessions
     if len(data) > rules.max_file_bytes:
@@ -118,7 +123,7 @@ async def upload(
             raise PayloadTooLarge(
                 f"the session's /work could not take {len(data)} bytes at {path!r}"
             ) from None
-        services.sessions.used(live, files_bytes=len(data))
+        await services.sessions.used(live, files_bytes=len(data))
     await _record(services, caller, live, "session.file.upload", path, data, screened)
     return FileWritten(
         path=path,
@@ -130,7 +135,9 @@ async def upload(
 
 async def download(services: Services, caller: Caller, session_id: str, path: str) -> bytes:
     """The bytes of `/work/<path>` in the caller's session, as screening lets them out."""
-    live = services.sessions.live(caller.key, session_id)
+    live = await services.sessions.locate(caller.key, session_id)
+    if isinstance(live, SessionRecord):
+        return await session_route.download(services, caller, live, path)
     path = _path(path)
     await services.auditor.ensure_writable()
     limit = live.policy.policy.sessions.max_file_bytes
@@ -143,7 +150,7 @@ async def download(services: Services, caller: Caller, session_id: str, path: st
             raise PayloadTooLarge(f"the file is larger than the policy's {limit} bytes") from None
         except SessionEnded as exc:
             raise await services.sessions.lost(live, exc.reason) from None
-        services.sessions.used(live)
+        await services.sessions.used(live)
     data, screened = await _screened(services, caller, live, path, data, Stage.OUTPUT)
     await _record(services, caller, live, "session.file.download", path, data, screened)
     return data

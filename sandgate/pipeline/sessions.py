@@ -3,11 +3,15 @@ rules -> a sandbox -> one audit record -> 201), `GET` one or all, `DELETE` (end 
 
 A session runs under the policy it was created with for its whole life (a reload does not
 change a running sandbox). Ids are unguessable; another tenant's id answers exactly as an
-unknown one (404); an ended session answers 410 with its reason.
+unknown one (404); an ended session answers 410 with its reason. A node without sandboxes (an
+API node) opens the session on a worker, and one that does not hold a session hands its
+`DELETE` to the worker that does (`session_route`); `GET` is answered from the registry,
+which every node shares.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from sandbox.base import SessionsUnsupported
@@ -15,6 +19,7 @@ from sandbox.languages import language
 from sandgate.audit.auditor import Auditor
 from sandgate.errors import InvalidInput, NotSupported
 from sandgate.models import PolicyRef, SessionCreate, SessionList, SessionView
+from sandgate.pipeline import session_route
 from sandgate.pipeline.admission import admit_runtime
 from sandgate.pipeline.caller import Caller
 from sandgate.services import Services
@@ -57,7 +62,9 @@ def _within(name: str, asked: float | None, most: float) -> float:
 
 
 async def create(services: Services, caller: Caller, body: SessionCreate) -> SessionView:
-    """Start a session for the caller."""
+    """Start a session for the caller (here, or on a worker)."""
+    if services.backend is None:
+        return await session_route.create(services, caller, body)
     if services.settings.workers > 1:
         raise NotSupported(
             "sessions are held by one process: run with SANDGATE_WORKERS=1, or several "
@@ -104,20 +111,23 @@ async def create(services: Services, caller: Caller, body: SessionCreate) -> Ses
     return view_of(live.record)
 
 
-def view(services: Services, caller: Caller, session_id: str) -> SessionView:
+async def view(services: Services, caller: Caller, session_id: str) -> SessionView:
     """The caller's session; 410 once it ended, 404 if it is not the caller's tenant's."""
-    return view_of(services.sessions.live(caller.key, session_id).record)
+    found = await services.sessions.locate(caller.key, session_id)
+    return view_of(found if isinstance(found, SessionRecord) else found.record)
 
 
-def listing(services: Services, caller: Caller) -> SessionList:
-    """The caller's tenant's live sessions."""
-    records = services.sessions.registry.active(tenant=caller.key.tenant)
+async def listing(services: Services, caller: Caller) -> SessionList:
+    """The caller's tenant's live sessions (on every worker)."""
+    records = await asyncio.to_thread(services.sessions.registry.active, tenant=caller.key.tenant)
     return SessionList(sessions=[view_of(r) for r in records])
 
 
 async def delete(services: Services, caller: Caller, session_id: str) -> None:
     """End the session now (reason `deleted`); its sandbox and files are gone."""
-    live = services.sessions.live(caller.key, session_id)
+    live = await services.sessions.locate(caller.key, session_id)
+    if isinstance(live, SessionRecord):
+        return await session_route.delete(services, caller, live)
     await services.auditor.ensure_writable()
     await services.sessions.end(live.record.id, "deleted", announce=False)
     await caller.record(

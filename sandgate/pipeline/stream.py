@@ -6,7 +6,9 @@ found whole: complete lines are released, a partial line is held (past `HOLD` ch
 its last `HOLD` are released), an open `-----BEGIN` block is held until its `-----END`, and the
 release point never cuts a finding in two. What is released is redacted as the stage says; a
 `block` stops the stream. `Events` turns a run's output into the NDJSON lines the client reads:
-`{"type": "stdout"|"stderr", "text"}`, `{"type": "result", ...}`, then `end` or `error`.
+`{"type": "stdout"|"stderr", "text"}`, `{"type": "result", ...}`, then `end` or `error`. On an
+API node the output lines come screened from the worker that runs the code (`relay`, and
+`withhold` when its screening blocked the output), and this node adds the last word.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import codecs
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from guards import Action, ScreenResult
+from sandgate.dispatch.base import Relay
 
-__all__ = ["HOLD", "Events", "StreamScreen"]
+__all__ = ["HOLD", "Events", "StreamScreen", "relayed_events", "streamed_to"]
 
 HOLD = 256
 BLOCK_HOLD = 64 << 10
 _OPEN = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")
 _CLOSE = re.compile(r"-----END [A-Z0-9 ]+-----")
 
+T = TypeVar("T")
 Screen = Callable[[str], Awaitable[ScreenResult]]
 StreamName = Literal["stdout", "stderr"]
 
@@ -108,11 +112,21 @@ class Events:
             name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in self._screens
         }
         self._lock = asyncio.Lock()
+        self._withheld = False
 
     @property
     def blocked(self) -> bool:
         """True once screening blocked either stream: nothing more of the output goes out."""
-        return any(s.blocked is not None for s in self._screens.values())
+        return self._withheld or any(s.blocked is not None for s in self._screens.values())
+
+    async def relay(self, line: bytes) -> None:
+        """An output line another node released (already screened there)."""
+        if not self.blocked:
+            await self._queue.put(line)
+
+    async def withhold(self) -> None:
+        """The node that screened the output blocked it: nothing more of it goes out."""
+        self._withheld = True
 
     async def sink(self, stream: StreamName, chunk: bytes) -> None:
         """Receive raw output from the sandbox."""
@@ -145,3 +159,31 @@ class Events:
         """The NDJSON lines, as they come, until `close`."""
         while (item := await self._queue.get()) is not None:
             yield item
+
+
+async def _screened_elsewhere(text: str) -> ScreenResult:
+    raise RuntimeError("relayed output is screened by the node that produced it")
+
+
+def relayed_events() -> Events:
+    """The events of an execution another node runs: its lines come through `relay`."""
+    return Events(_screened_elsewhere)
+
+
+async def streamed_to(relay: Relay, events: Events, work: Awaitable[T]) -> T:
+    """Await `work` (a run that feeds `events`) while its output lines go to `relay` as they
+    are released; every line is handed on before this returns (then `withhold` if screening
+    blocked the output)."""
+
+    async def pump() -> None:
+        async for line in events.lines():
+            await relay.relay(line)
+        if events.blocked:
+            await relay.withhold()
+
+    pumping = asyncio.create_task(pump())
+    try:
+        return await work
+    finally:
+        await events.close()
+        await pumping

@@ -1,65 +1,20 @@
 """Fixtures for the audit tests: the same suite runs on SQLite and on a real PostgreSQL server.
 
-The PostgreSQL server is private to the test session (initdb into a temporary directory);
-each test gets a schema of its own in it. Missing binaries FAIL the session's PostgreSQL
-tests with a message naming `.ci/postgres`: they are never skipped.
+The PostgreSQL server and each test's schema in it come from `tests/conftest.py`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import psycopg
 import pytest
 
 from sandgate.audit import AuditStore, open_store
 from tests.audit.helpers import HMAC_KEY, RawDb
-from tests.audit.pgserver import PgMissing, PgServer
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _running_pg() -> Iterator[PgServer]:
-    try:
-        server = PgServer()
-    except PgMissing as exc:
-        pytest.fail(str(exc))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL server for the whole session, stopped and deleted at the end."""
-    yield from _running_pg()
-
-
-@pytest.fixture
-def own_pg() -> Iterator[PgServer]:
-    """A PostgreSQL server of the test's own, so stopping it harms no other test."""
-    yield from _running_pg()
-
-
-def _schema_dsn(base: str, schema: str) -> str:
-    return f"{base}?options={quote(f'-csearch_path={schema}')}"
-
-
-@pytest.fixture
-def pg_dsn(pg_server: PgServer) -> Iterator[str]:
-    """A DSN whose search_path is a fresh, empty schema."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield _schema_dsn(pg_server.dsn, schema)
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=BACKENDS)

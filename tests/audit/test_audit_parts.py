@@ -11,11 +11,11 @@ import pytest
 
 from sandgate.audit import AuditEvent, AuditRecord, AuditUnavailable
 from sandgate.audit._group import GroupCommit
-from sandgate.audit._pool import ConnectionPool
 from sandgate.audit.chain import GENESIS, seal
 from sandgate.audit.dsn import default_dsn, redacted_dsn, sqlite_path
 from sandgate.audit.guard import EventGuard
-from tests.audit.pgserver import PgMissing, find_bindir
+from sandgate.cluster.pgserver import PgMissing, find_bindir
+from sandgate.db.pool import ConnectionPool
 
 
 class _SlowLog:

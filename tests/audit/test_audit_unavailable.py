@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sandgate.audit import AuditStore, AuditUnavailable, open_store
+from sandgate.cluster.pgserver import PgServer
 from tests.audit.helpers import HMAC_KEY, event
-from tests.audit.pgserver import PgServer
 
 
 def _all_calls_fail(store: AuditStore) -> None:

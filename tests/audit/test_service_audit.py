@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from sandgate.audit import open_store
-from tests.audit.pgserver import PgServer
+from sandgate.cluster.pgserver import PgServer
 from tests.conftest import ADMIN_KEY, make_state_dir
 from tests.helpers import LiveServer, start_server
 

@@ -19,6 +19,7 @@ BENCHES = [
     "bench_egress",
     "bench_audit",
     "bench_client",
+    "bench_scaleout",
 ]
 
 

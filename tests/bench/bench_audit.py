@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sandgate.audit import AuditEvent, AuditStore, open_store
 from sandgate.audit.chain import GENESIS, seal
-from tests.audit.pgserver import PgServer
+from sandgate.cluster.pgserver import PgServer
 from tests.bench._stats import summary
 
 __all__ = ["run"]

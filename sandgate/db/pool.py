@@ -1,4 +1,5 @@
-"""A few idle database connections, lent to whichever thread asks next.
+"""A few idle database connections, lent to whichever thread asks next (the audit stores' and
+the shared stores' pools).
 
 Per-thread connections would leak: a server's worker threads come and go (anyio retires idle
 ones), and each would leave an open file or server connection behind. A connection that saw
@@ -7,14 +8,13 @@ an exception is closed rather than lent again, so a broken one never comes back.
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from sandgate.audit.base import AuditError
-
-__all__ = ["ConnectionPool"]
+__all__ = ["ConnectionPool", "alive"]
 
 C = TypeVar("C")
 
@@ -28,11 +28,13 @@ class ConnectionPool(Generic[C]):
         close: Callable[[C], None],
         usable: Callable[[C], bool] = lambda _conn: True,
         max_idle: int = 8,
+        closed_error: Callable[[], Exception] = lambda: RuntimeError("the store is closed"),
     ) -> None:
         self._connect = connect
         self._close = close
         self._usable = usable
         self._max_idle = max_idle
+        self._closed_error = closed_error
         self._idle: list[C] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -41,7 +43,7 @@ class ConnectionPool(Generic[C]):
         while True:
             with self._lock:
                 if self._closed:
-                    raise AuditError("the audit store is closed")
+                    raise self._closed_error()
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return self._connect()
@@ -91,3 +93,31 @@ class ConnectionPool(Generic[C]):
             idle, self._idle = self._idle, []
         for conn in idle:
             self._close(conn)
+
+
+class _Socketed(Protocol):
+    """A database connection over one socket (psycopg's)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def broken(self) -> bool: ...
+
+    def fileno(self) -> int: ...
+
+
+def alive(conn: _Socketed) -> bool:
+    """Whether an idle connection is still good, without a round trip to the server.
+
+    An idle connection has nothing to read: if its socket is readable, the server closed it
+    (a restart, an idle timeout) or sent something unexpected; either way it is not lent.
+    """
+    if conn.closed or conn.broken:
+        return False
+    try:
+        poller = select.poll()  # not select.select: it fails on descriptors past 1023
+        poller.register(conn.fileno(), select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False

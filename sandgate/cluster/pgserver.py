@@ -1,4 +1,5 @@
-"""A private PostgreSQL server for the audit tests and benchmark, from Debian's binaries.
+"""A private PostgreSQL server from Debian's binaries: for the audit tests and benchmark, and the
+database of `sandgate cluster up`.
 
 `initdb` refuses to run as root, so as root the data directory belongs to the `postgres`
 user and the server runs as it; otherwise as the current user. The server listens on
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,9 +19,12 @@ from typing import Any
 
 import psycopg
 
+from sandgate.cluster._proc import free_port
+
 __all__ = ["PgMissing", "PgServer", "find_bindir"]
 
 SETUP_HINT = "run .ci/postgres (as root) to install Debian's postgresql package"
+PORT_FILE = "port"
 
 
 class PgMissing(RuntimeError):
@@ -44,22 +47,24 @@ def find_bindir(root: Path = Path("/usr/lib/postgresql"), use_path: bool = True)
     raise PgMissing(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {SETUP_HINT}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PgServer:
-    """One throw-away PostgreSQL cluster: `start()` returns a DSN, `stop()` removes it all."""
+    """One PostgreSQL cluster: `start()` returns a DSN, `destroy()` removes it all.
 
-    def __init__(self, database: str = "sandgate_test") -> None:
+    In a temporary directory by default (throw-away); in `root` when given, where a later
+    `PgServer(root=...)` finds it again, on the same port, to start or stop it."""
+
+    def __init__(self, database: str = "sandgate_test", root: Path | None = None) -> None:
         self.bindir = find_bindir()
         self.database = database
-        self.root = Path(tempfile.mkdtemp(prefix="sandgate-pg-"))
+        if root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="sandgate-pg-"))
+        else:
+            self.root = root
+            root.mkdir(parents=True, exist_ok=True)
         self.data = self.root / "data"
-        self.port = _free_port()
+        port_file = self.root / PORT_FILE
+        self.port = int(port_file.read_text()) if port_file.exists() else free_port()
+        port_file.write_text(str(self.port))
         self._as_root = os.geteuid() == 0
         if self._as_root:
             try:

@@ -1,0 +1,1 @@
+"""Running several nodes: the local cluster (`sandgate cluster up|down`) and its engines."""
