@@ -1,5 +1,4 @@
-"""Asynchronous executions (second wave): submitted, polled and waited for. Waiting for the
-server until its OpenAPI document has `/executions`."""
+"""Asynchronous executions: submitted, polled and waited for."""
 
 from __future__ import annotations
 
@@ -8,15 +7,9 @@ import asyncio
 import pytest
 from sandgate_client import AsyncSandgate, NotFound, Sandgate
 
-from tests.clients._second_wave import require
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(autouse=True)
-def _has_executions(server: LiveServer) -> None:
-    require(server, "executions")
 
 
 def test_when_code_is_submitted_then_it_is_queued_and_its_answer_comes_later(

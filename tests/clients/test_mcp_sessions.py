@@ -1,5 +1,4 @@
-"""The MCP session and file tools, and a figure as image content (second wave): waiting for
-the server until it has sessions (and rich results, for the figure)."""
+"""The MCP session and file tools, and a figure as image content."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import pytest
 from mcp.types import ImageContent
 
 from tests.clients._mcp import stdio_client, text_of
-from tests.clients._second_wave import require
 from tests.clients.test_rich_results import PLOT, PNG_MAGIC
 from tests.helpers import LiveServer
 
@@ -20,7 +18,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 def test_when_the_session_tools_are_called_then_a_session_lives_and_ends(
     server: LiveServer,
 ) -> None:
-    require(server, "sessions")
 
     async def scenario() -> tuple[str, str, str, bool, str]:
         async with stdio_client(server) as client:
@@ -50,7 +47,6 @@ def test_when_the_session_tools_are_called_then_a_session_lives_and_ends(
 
 
 def test_when_code_draws_a_figure_then_it_arrives_as_image_content(server: LiveServer) -> None:
-    require(server, "rich results")
     key = server.new_key("mcp-analyst", tenant="finance")
 
     async def scenario() -> list[ImageContent]:

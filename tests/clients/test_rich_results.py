@@ -1,6 +1,5 @@
-"""Rich results and files out (second wave): values, figures and `outputs` as objects. Waiting
-for the server until its execute answer has `results`. Figures need the `python-data` image,
-which the `data-analysis` policy (tenant `finance`) is expected to allow."""
+"""Rich results and files out: values, figures and `outputs` as objects. Figures need the
+`python-data` image, which the `data-analysis` policy (tenant `finance`) allows."""
 
 from __future__ import annotations
 
@@ -9,17 +8,11 @@ from pathlib import Path
 import pytest
 from sandgate_client import Sandgate
 
-from tests.clients._second_wave import require
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.sandbox
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()"
-
-
-@pytest.fixture(autouse=True)
-def _has_rich_results(server: LiveServer) -> None:
-    require(server, "rich results")
 
 
 def test_when_the_last_line_is_an_expression_then_its_value_is_a_result(sandgate: Sandgate) -> None:

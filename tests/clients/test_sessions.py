@@ -1,5 +1,4 @@
-"""Sessions through the SDK and the CLI, written against DESIGN's contract (second wave):
-waiting for the server until its OpenAPI document has `/sessions`."""
+"""Sessions through the SDK and the CLI, written against DESIGN's contract."""
 
 from __future__ import annotations
 
@@ -19,16 +18,10 @@ from sandgate_client import (
     SessionNotFound,
 )
 
-from tests.clients._second_wave import require
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.sandbox
 CLI = str(Path(sys.executable).parent / "sandgate-client")
-
-
-@pytest.fixture(autouse=True)
-def _has_sessions(server: LiveServer) -> None:
-    require(server, "sessions")
 
 
 def test_when_a_session_runs_twice_then_variables_and_files_are_kept(sandgate: Sandgate) -> None:

@@ -1,5 +1,4 @@
-"""Streaming delivers output while the program still runs (second wave): waiting for the
-server until /execute lists `application/x-ndjson` in its OpenAPI document."""
+"""Streaming delivers output while the program still runs."""
 
 from __future__ import annotations
 
@@ -12,17 +11,11 @@ from pathlib import Path
 import pytest
 from sandgate_client import AsyncSandgate, EndEvent, OutputEvent, Sandgate
 
-from tests.clients._second_wave import require
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.sandbox
 PAUSE_S = 2.0
 CODE = f"import time\nprint('first', flush=True)\ntime.sleep({PAUSE_S})\nprint('second')"
-
-
-@pytest.fixture(autouse=True)
-def _has_streaming(server: LiveServer) -> None:
-    require(server, "streaming")
 
 
 def test_when_a_program_pauses_then_its_first_line_arrives_before_it_ends(
@@ -51,7 +44,6 @@ def test_when_a_callback_is_given_then_it_is_called_before_the_program_ends(
 def test_when_a_session_streams_then_its_events_come_as_produced(
     sandgate: Sandgate, server: LiveServer
 ) -> None:
-    require(server, "sessions")
     with sandgate.sessions.create() as session:
         arrivals = [(event, time.monotonic()) for event in session.stream(CODE)]
     assert arrivals[-1][1] - arrivals[0][1] >= PAUSE_S * 0.75
