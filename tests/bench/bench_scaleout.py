@@ -1,10 +1,13 @@
 """Scale-out: what the queue hop costs, and what several workers give on this host.
 
 1. The hop alone: a realistic job (the default policy's screening) through the Redis dispatcher
-   to a worker whose handler answers at once, against calling that handler directly.
+   to a worker whose handler answers at once, against calling that handler directly; and a
+   session call's hop (an API node -> the stream of the worker holding the session -> its
+   reply), its handler answering at once.
 2. `print(1)` over HTTP through an API node and a worker (real Redis, PostgreSQL, gVisor)
    against the all-in-one service, interleaved in the same run.
-3. Sustained throughput with 1, 2 and 3 workers (2 sandboxes each), and the CPU one execution
+3. Sustained throughput with 1, 2 and 3 workers (2 sandboxes each; with the default warm pool,
+   then without), and the CPU one execution
    costs on each side (every process of the cluster, sandboxes included), from which the
    README works out per-host capacity.
 """
@@ -18,7 +21,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
@@ -28,6 +30,7 @@ from sandbox.base import ExecutionResult, Status
 from sandgate.cluster.local import LocalCluster
 from sandgate.cluster.redisserver import RedisServer
 from sandgate.dispatch.base import Relay
+from sandgate.dispatch.calls import CallChannel, CallReply, CallServer, SessionCall
 from sandgate.dispatch.streams import RedisDispatcher
 from sandgate.metrics import Metrics
 from sandgate.models import ExecuteResponse
@@ -50,6 +53,13 @@ ENV = {
 }
 
 
+def _dispatcher(server: RedisServer, node: str) -> RedisDispatcher:
+    return RedisDispatcher(
+        server.url, node=node, capacity=2, max_depth=1000, ttl_s=600, dead_after_s=10,
+        webhooks=None, metrics=Metrics(), grace_s=5,
+    )  # fmt: skip
+
+
 async def _hop(server: RedisServer) -> tuple[list[float], list[float]]:
     result = ExecutionResult(status=Status.OK, exit_code=0, stdout="1\n")
     texts = {"stdout": "1\n", "stderr": ""}
@@ -58,12 +68,7 @@ async def _hop(server: RedisServer) -> tuple[list[float], list[float]]:
     async def handler(job: Job, _relay: Relay | None = None) -> ExecuteResponse:
         return outcome.answer(job, result, output)
 
-    options: dict[str, Any] = {
-        "capacity": 2, "max_depth": 1000, "ttl_s": 600, "dead_after_s": 10,
-        "webhooks": None, "metrics": Metrics(), "grace_s": 5,
-    }  # fmt: skip
-    api = RedisDispatcher(server.url, node="api", **options)
-    worker = RedisDispatcher(server.url, node="worker", **options)
+    api, worker = _dispatcher(server, "api"), _dispatcher(server, "worker")
     await api.open(None, None)
     await worker.open(handler, answer_lost)
     hop, direct = [], []
@@ -82,6 +87,33 @@ async def _hop(server: RedisServer) -> tuple[list[float], list[float]]:
     await worker.close()
     await api.close()
     return hop, direct
+
+
+async def _session_hop(server: RedisServer) -> list[float]:
+    """A session call sent and its reply read, the worker's handler answering at once."""
+
+    async def handler(call: SessionCall, _channel: CallChannel) -> CallReply:
+        return CallReply(result={"execution_count": 1}, recorded=True)
+
+    api, worker = _dispatcher(server, "api"), _dispatcher(server, "worker")
+    server_side = CallServer(worker.redis, worker.consumer, handler)
+    server_side.start()
+    key = make_job().key
+    hops = []
+    for i in range(20 + HOP_RUNS):  # the first 20 warm up connections
+        call = SessionCall(
+            op="execute", key=key, request_id=f"bench-{i}", client=None, session_id="ss_bench",
+            deadline=time.time() + 30,
+        )  # fmt: skip
+        started = time.perf_counter()
+        reply = await (await api.calls.send(worker.consumer, call)).reply()
+        if i >= 20:
+            hops.append(time.perf_counter() - started)
+        assert reply.result == {"execution_count": 1}
+    await server_side.close(5)
+    await worker.close()
+    await api.close()
+    return hops
 
 
 async def answer_lost(job: Job, worker: str) -> ExecuteResponse:
@@ -133,13 +165,25 @@ def _cpu(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _throughput(workers: int) -> tuple[float, dict[str, float]]:
+def _pools_full(local: LocalCluster, timeout: float = 120) -> None:
+    """Wait until every worker's warm pool holds its target of every class."""
+    deadline = time.monotonic() + timeout
+    for node in (n for n in local.manifest().nodes if n.role == "worker"):
+        while time.monotonic() < deadline:
+            pool = httpx.get(f"{node.url}/ready", timeout=10).json().get("pool", {})
+            if all(c["ready"] >= c["target"] for c in pool.values()):
+                break
+            time.sleep(0.5)
+
+
+def _throughput(workers: int, pool_size: str) -> tuple[float, dict[str, float]]:
     state = _state_dir("sandgate-bench-cluster-")
-    local = LocalCluster(state, images=SHARED_IMAGES, env=ENV)
+    local = LocalCluster(state, images=SHARED_IMAGES, env=ENV | {"SANDGATE_POOL_SIZE": pool_size})
     try:
         ready = local.up(1, workers)
         url = ready["api"][0]
         _timed(url)
+        _pools_full(local)  # the pools' first fill is start-up, not the executions' cost
         processes = _cluster_processes(local)
         before = {role: _cpu(p) for role, p in processes.items()}
         started = time.perf_counter()
@@ -160,6 +204,7 @@ def run() -> None:
     server.start()
     try:
         hop, direct = asyncio.run(_hop(server))
+        session_hop = asyncio.run(_session_hop(server))
     finally:
         server.stop()
         shutil.rmtree(redis_dir, ignore_errors=True)
@@ -168,6 +213,8 @@ def run() -> None:
     print(f"  through Redis (api -> worker)  {h50:7.2f}  {h95:7.2f}")
     print(f"  handler called directly        {d50:7.2f}  {d95:7.2f}")
     print(f"  added by the hop               {h50 - d50:7.2f}  {h95 - d95:7.2f}")
+    s50, s95 = summary(session_hop)
+    print(f"  a session call's hop (routed)  {s50:7.2f}  {s95:7.2f}")
 
     single = Path(tempfile.mkdtemp(prefix="sandgate-bench-all-"))
     (single / "images").symlink_to(SHARED_IMAGES)
@@ -187,13 +234,14 @@ def run() -> None:
     print(f"  ratio                          {c50 / a50:7.2f}x {c95 / a95:7.2f}x")
 
     print(f"sustained throughput, {THROUGHPUT_RUNS} executions, {os.cpu_count()} cores")
-    print("  workers   exec/s   CPU ms per execution: API node  workers  Redis+PostgreSQL")
-    for workers in (1, 2, 3):
-        rate, cpu = _throughput(workers)
-        print(
-            f"  {workers:7d}  {rate:7.2f}  {cpu['api'] * 1000:30.0f}  {cpu['worker'] * 1000:7.0f}"
-            f"  {cpu['engines'] * 1000:16.0f}"
-        )
+    print("  pool  workers   exec/s   CPU ms per execution: API node  workers  Redis+PostgreSQL")
+    for pool_size in ("2", "0"):  # the default warm pool, then none (every sandbox cold)
+        for workers in (1, 2, 3):
+            rate, cpu = _throughput(workers, pool_size)
+            print(
+                f"  {pool_size:>4}  {workers:7d}  {rate:7.2f}  {cpu['api'] * 1000:30.0f}"
+                f"  {cpu['worker'] * 1000:7.0f}  {cpu['engines'] * 1000:16.0f}"
+            )
 
 
 def _interleaved(live: LiveServer, api_url: str) -> tuple[list[float], list[float]]:

@@ -2,12 +2,8 @@
 gVisor): a session opened through one API node is used through the other, its interpreter's
 state and its files kept, streamed or not, every call recorded once by the worker holding it;
 and a session whose worker is killed answers 410 `killed` on every API node, its end recorded
-once, nothing left once the worker restarts.
-
-The runsc backend does not hold sessions yet on this branch (`POST /sessions` answers 501):
-these tests skip with the backend's own message until it does, and then run as they are. The
-routing's logic runs today in process on the scripted backend
-(`tests/dispatch/test_session_calls.py`)."""
+once, nothing left once the worker restarts. The routing's logic, and Redis or PostgreSQL
+away, run in process on the scripted backend (`tests/dispatch/test_session_calls.py`)."""
 
 from __future__ import annotations
 
@@ -36,8 +32,6 @@ pytestmark = [
 def _open(cluster: Running) -> str:
     with cluster.client(cluster.api[0]) as client:
         answer = client.post("/sessions", json={})
-    if answer.status_code == 501:
-        pytest.skip(f"the workers' backend holds no sessions yet: {answer.text}")
     assert answer.status_code == 201, answer.text
     session_id: str = answer.json()["session_id"]
     return session_id

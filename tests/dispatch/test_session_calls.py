@@ -4,9 +4,8 @@ scripted backend. A session opened through one API node lives on one worker and 
 through the other API node (its interpreter's count and its files kept), streamed or not; a
 refusal is the worker's own answer; and a session whose worker dies answers 410 `killed`,
 its end recorded once; Redis or PostgreSQL away is a 503 that did nothing, and the same
-session serves again once the engine is back, no node restarted. (No real backend holds
-sessions yet: `sandbox.runsc` answers 501; `tests/cluster/test_cluster_sessions.py` is the
-same on real gVisor, and skips until then.)"""
+session serves again once the engine is back, no node restarted. The behaviour across real
+processes on gVisor is `tests/cluster/test_cluster_sessions.py`."""
 
 from __future__ import annotations
 
