@@ -284,32 +284,43 @@ class Slot:
             await asyncio.wait_for(asyncio.shield(self.exited), KILL_GRACE_S)
 
     async def destroy(self) -> None:
-        """Remove everything of the slot from the host, whatever state it is in."""
+        """Remove everything of the slot from the host, whatever state it is in: its cgroup
+        and bundle go even when stopping its processes failed or was cancelled."""
         try:
-            if self._process is not None:
-                if not self.exited.done():
-                    with contextlib.suppress(TimeoutError):
-                        await self.kill()
-                try:
-                    await asyncio.wait_for(self._process.wait(), 2 * KILL_GRACE_S)
-                except TimeoutError:
-                    self._signal_all()
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self._process.pid, signal.SIGKILL)
-                    await self._process.wait()
-            if self._status is not None:
-                with contextlib.suppress(Exception):
-                    await self._status
-            state = list(self.runtime.root.glob(f"{self.container}*"))
-            if state:
-                await self.runtime.quiet("delete", "--force", self.container)
-                for left in self.runtime.root.glob(f"{self.container}*"):
-                    left.unlink(missing_ok=True)  # the lock file runsc delete leaves
-            if not await asyncio.to_thread(self.cgroup.remove):
-                log.error("sandbox.cgroup_left", cgroup=self.cgroup.path)
-            await asyncio.to_thread(shutil.rmtree, self.bundle, True)
+            await self._stop()
+        except BaseException:
+            log.exception("sandbox.stop_failed", sandbox=self.name)
+            self._signal_all()
+            raise
         finally:
-            await self._closers.aclose()
+            try:
+                if not await asyncio.shield(asyncio.to_thread(self.cgroup.remove)):
+                    log.error("sandbox.cgroup_left", cgroup=self.cgroup.path)
+                await asyncio.shield(asyncio.to_thread(shutil.rmtree, self.bundle, True))
+            finally:
+                await self._closers.aclose()
+
+    async def _stop(self) -> None:
+        """End the sandbox's processes and remove runsc's state of it."""
+        if self._process is not None:
+            if not self.exited.done():
+                with contextlib.suppress(TimeoutError):
+                    await self.kill()
+            try:
+                await asyncio.wait_for(self._process.wait(), 2 * KILL_GRACE_S)
+            except TimeoutError:
+                self._signal_all()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._process.pid, signal.SIGKILL)
+                await self._process.wait()
+        if self._status is not None:
+            with contextlib.suppress(Exception):
+                await self._status
+        state = list(self.runtime.root.glob(f"{self.container}*"))
+        if state:
+            await self.runtime.quiet("delete", "--force", self.container)
+            for left in self.runtime.root.glob(f"{self.container}*"):
+                left.unlink(missing_ok=True)  # the lock file runsc delete leaves
 
 
 @dataclass
