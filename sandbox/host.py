@@ -51,10 +51,14 @@ class Footprint:
         return processes_with(self.process_marker) if self.process_marker else []
 
     def _kept(self, proc: psutil.Process, keep: Collection[str]) -> bool:
+        """Whether `proc` belongs to a sandbox kept on purpose, judged by the command line it
+        was found with (a process that exits meanwhile has none left to read), or is gone."""
+        cmdline = " ".join(getattr(proc, "info", {}).get("cmdline") or ())
+        if any(name in cmdline for name in keep):
+            return True
         with contextlib.suppress(psutil.Error):
-            cmdline = " ".join(proc.cmdline())
-            return any(name in cmdline for name in keep)
-        return False
+            return proc.status() == psutil.STATUS_ZOMBIE  # exited, its parent not yet told
+        return True  # gone since it was found
 
     def cgroups(self) -> list[Path]:
         """Every sandbox cgroup under the parent, in every controller."""
