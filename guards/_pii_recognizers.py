@@ -71,6 +71,7 @@ _NOT_PHONE = regex.compile(
     # versions and decimals; not 555.555.5555, nor a trunk 0 and nine digits or more
     r"|(?!\d{3}\.\d{3}\.\d{4}$|0(?:\.?\d){8})\d{1,4}(?:\.\d{1,4}){1,3}"
     r"|(?:19|20)\d\d\s?[\-/]\s?(?:19|20)\d\d"  # year ranges
+    r"|\d{3}-\d{2}-\d{4}"  # the US social security number's layout: the SSN recognizer's
 )
 # "My number is ...", "Nummer: ...": Presidio's phone context has "number"; here it counts
 # only when no other identifier's name stands before it ("account number", "license number").

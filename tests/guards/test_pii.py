@@ -22,6 +22,8 @@ FOUND = [
     ("IBAN GB82 WEST 1234 5698 7654 32 please", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
     ("iban DE89370400440532013000", "IBAN_CODE", "DE89370400440532013000"),
     ("my ssn is 536-90-4399", "US_SSN", "536-90-4399"),
+    # the SSN's 3-2-4 layout stays an SSN after "number", which phones take as context
+    ("number 494-63-1663", "US_SSN", "494-63-1663"),
     ("login from 203.0.113.42 failed", "IP_ADDRESS", "203.0.113.42"),
     ("host 2001:db8::8a2e:370:7334 up", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
     (
