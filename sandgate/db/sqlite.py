@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
+
 from sandgate.db.base import Database, Result, Statements, rows_of
 from sandgate.errors import StoreUnavailable
 
@@ -26,8 +28,35 @@ def open_shared(path: Path) -> sqlite3.Connection:
     """A connection (autocommit, any thread) to the WAL database at `path`, made if missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA busy_timeout=5000")
-    db.execute("PRAGMA journal_mode=WAL")
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA journal_mode=WAL")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+@retry(
+    retry=retry_if_exception(_locked),
+    stop=stop_after_delay(15),
+    wait=wait_random(0.05, 0.25),
+    reraise=True,
+)
+def _opened(path: Path, synchronous: str) -> sqlite3.Connection:
+    """`open_shared` with the synchronous mode set. Switching a new file to WAL can meet a
+    sibling worker doing the same at start and fail at once, busy wait or not: tried again
+    for a while."""
+    db = open_shared(path)
+    try:
+        db.execute(f"PRAGMA synchronous={synchronous}")
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -53,8 +82,7 @@ class SqliteDatabase(Database):
         self.path = path
         self._lock = threading.Lock()
         with self._errors():
-            self._db = open_shared(path)
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db = _opened(path, synchronous)
         self._tx = _Tx(self._db)
 
     @contextmanager
