@@ -297,6 +297,9 @@ class Slot:
                 if not await asyncio.shield(asyncio.to_thread(self.cgroup.remove)):
                     log.error("sandbox.cgroup_left", cgroup=self.cgroup.path)
                 await asyncio.shield(asyncio.to_thread(shutil.rmtree, self.bundle, True))
+                if self.bundle.exists():
+                    left = sorted(p.name for p in self.bundle.iterdir())
+                    log.error("sandbox.bundle_left", sandbox=self.name, entries=left[:20])
             finally:
                 await self._closers.aclose()
 
