@@ -296,7 +296,7 @@ class Slot:
             try:
                 if not await asyncio.shield(asyncio.to_thread(self.cgroup.remove)):
                     log.error("sandbox.cgroup_left", cgroup=self.cgroup.path)
-                await asyncio.shield(asyncio.to_thread(shutil.rmtree, self.bundle, True))
+                await asyncio.shield(asyncio.to_thread(_remove_tree, self.bundle))
                 if self.bundle.exists():
                     left = sorted(p.name for p in self.bundle.iterdir())
                     log.error("sandbox.bundle_left", sandbox=self.name, entries=left[:20])
@@ -324,6 +324,17 @@ class Slot:
             await self.runtime.quiet("delete", "--force", self.container)
             for left in self.runtime.root.glob(f"{self.container}*"):
                 left.unlink(missing_ok=True)  # the lock file runsc delete leaves
+
+
+def _remove_tree(path: Path) -> None:
+    """`shutil.rmtree`, once more if it failed: under the service an rmtree once died of EBADF
+    closing its own directory descriptor (another descriptor closed twice somewhere in the
+    process; not found yet) and left the bundle."""
+    for _ in range(2):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
 
 
 @dataclass
