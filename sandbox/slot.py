@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -120,12 +119,6 @@ class Slot:
     async def launch(self) -> None:
         """Start the sandbox under the subreaper; its bundle and cgroup must be in place."""
         status_read, status_write = os.pipe()
-        # The sandbox's stdio are pipes of our own, not the loop's: uvloop would hand the
-        # child socket pairs, which node cannot reopen (/proc/self/fd/1: ENXIO) and on which a
-        # record is not kept whole the way a pipe keeps a write of up to 4096 bytes.
-        child_in, host_in = os.pipe()
-        host_out, child_out = os.pipe()
-        host_err, child_err = os.pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -138,22 +131,21 @@ class Slot:
                 *self.runtime.command(
                     self.bundle, self.container, host_uds=self.attachment.needs_host_uds
                 ),
-                stdin=child_in,
-                stdout=child_out,
-                stderr=child_err,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 pass_fds=(status_write,),
                 env=_HOST_ENV,
                 start_new_session=True,
             )
         except BaseException:
-            for fd in (status_read, host_in, host_out, host_err):
-                os.close(fd)
+            os.close(status_read)
             raise
         finally:
-            for fd in (status_write, child_in, child_out, child_err):
-                os.close(fd)
-        self._stdio = await _Stdio.of(host_in, host_out, host_err)
-        self._closers.callback(self._stdio.close)
+            os.close(status_write)
+        process = self._process
+        assert process.stdin and process.stdout and process.stderr
+        self._stdio = _Stdio(process.stdin, process.stdout, process.stderr)
         self._status = asyncio.create_task(self._follow(status_read))
 
     async def _follow(self, fd: int) -> None:
@@ -339,36 +331,12 @@ def _remove_tree(path: Path) -> None:
 
 @dataclass
 class _Stdio:
-    """The host's ends of a sandbox's stdin, stdout and stderr pipes, as asyncio streams."""
+    """The host's ends of a sandbox's stdin, stdout and stderr (the loop's pipes: socket pairs
+    under uvloop, which is why the node runner falls back to fd 1 for its records)."""
 
     stdin: asyncio.StreamWriter
     stdout: asyncio.StreamReader
     stderr: asyncio.StreamReader
-    transports: tuple[asyncio.BaseTransport, ...]
-
-    @classmethod
-    async def of(cls, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> _Stdio:
-        """Streams over the three descriptors (which they own from now on)."""
-        loop = asyncio.get_running_loop()
-        readers = []
-        transports: list[asyncio.BaseTransport] = []
-        for fd in (stdout_fd, stderr_fd):
-            reader = asyncio.StreamReader()
-            transport, _ = await loop.connect_read_pipe(
-                functools.partial(asyncio.StreamReaderProtocol, reader), os.fdopen(fd, "rb", 0)
-            )
-            readers.append(reader)
-            transports.append(transport)
-        write, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(stdin_fd, "wb", 0)
-        )
-        writer = asyncio.StreamWriter(write, protocol, None, loop)
-        return cls(writer, readers[0], readers[1], (write, *transports))
-
-    def close(self) -> None:
-        """Close every descriptor still open."""
-        for transport in self.transports:
-            transport.close()
 
 
 async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
