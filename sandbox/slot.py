@@ -99,7 +99,6 @@ class Slot:
         self.used = False
         self.features: frozenset[str] = frozenset()  # what its runner announced in `ready`
         self._process: asyncio.subprocess.Process | None = None
-        self._stdio: _Stdio | None = None
         self._status: asyncio.Task[None] | None = None
         self._closers = contextlib.AsyncExitStack()
 
@@ -143,9 +142,6 @@ class Slot:
             raise
         finally:
             os.close(status_write)
-        process = self._process
-        assert process.stdin and process.stdout and process.stderr
-        self._stdio = _Stdio(process.stdin, process.stdout, process.stderr)
         self._status = asyncio.create_task(self._follow(status_read))
 
     async def _follow(self, fd: int) -> None:
@@ -168,8 +164,8 @@ class Slot:
     async def wait_ready(self, timeout: float = BOOT_TIMEOUT_S) -> Record:
         """The runner's `ready` record; raises BootFailed if the sandbox ends or says
         anything else first, or nothing within `timeout`."""
-        assert self._stdio
-        line = asyncio.ensure_future(self._stdio.stdout.readline())
+        _, stdout, _ = self.streams()
+        line = asyncio.ensure_future(stdout.readline())
         done, _ = await asyncio.wait(
             (line, self.exited), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
@@ -192,16 +188,17 @@ class Slot:
         errors = runtime_errors(self.bundle / "runsc.log")
         if errors:
             return errors[-1]
-        assert self._stdio
+        _, _, stderr = self.streams()
         with contextlib.suppress(TimeoutError):
-            said = await asyncio.wait_for(self._stdio.stderr.read(2000), 1.0)
+            said = await asyncio.wait_for(stderr.read(2000), 1.0)
             return said.decode(errors="replace").strip() or "no output"
         return "no output"
 
     def streams(self) -> tuple[asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader]:
         """The sandbox's stdin, stdout and stderr (for a session, which keeps them open)."""
-        assert self._stdio
-        return self._stdio.stdin, self._stdio.stdout, self._stdio.stderr
+        process = self._process
+        assert process and process.stdin and process.stdout and process.stderr
+        return process.stdin, process.stdout, process.stderr
 
     # -- the one execution --------------------------------------------------------------------
 
@@ -210,7 +207,8 @@ class Slot:
     ) -> ExecutionResult:
         """Run `spec` here (its code in a frame, for a runner; else already in the bundle);
         `on_output` follows the output as it is produced."""
-        assert self._stdio and not self.used
+        assert not self.used
+        stdin_pipe, stdout, stderr = self.streams()
         self.used = True
         limits = spec.limits
         try:
@@ -229,8 +227,8 @@ class Slot:
             token = new_token()
             stdin = execute_frame(spec, token, self.features) + stdin
             splitter = RecordSplitter(token, watch.on_record)
-        feed = _feed(self._stdio.stdin, stdin)
-        watch.start(self._stdio.stdout, self._stdio.stderr, feed, splitter=splitter)
+        feed = _feed(stdin_pipe, stdin)
+        watch.start(stdout, stderr, feed, splitter=splitter)
         try:
             if not await watch.until_done(self.exited):
                 await self.kill()
@@ -327,16 +325,6 @@ def _remove_tree(path: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
             return
-
-
-@dataclass
-class _Stdio:
-    """The host's ends of a sandbox's stdin, stdout and stderr (the loop's pipes: socket pairs
-    under uvloop, which is why the node runner falls back to fd 1 for its records)."""
-
-    stdin: asyncio.StreamWriter
-    stdout: asyncio.StreamReader
-    stderr: asyncio.StreamReader
 
 
 async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
