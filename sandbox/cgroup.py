@@ -14,7 +14,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CGROUP_ROOT", "CgroupUsage", "SandboxCgroup", "kill_all", "remove_tree"]
+__all__ = [
+    "CGROUP_ROOT",
+    "CONTROLLERS",
+    "REMOVE_TIMEOUT_S",
+    "CgroupUsage",
+    "SandboxCgroup",
+    "kill_all",
+    "remove_tree",
+    "tasks_in",
+]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Controllers whose files the backend writes or reads; runsc creates (and owns) the rest.
@@ -25,6 +34,7 @@ CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 # limit is RLIMIT_NPROC inside the sandbox.
 PIDS_BASE = 128
 PIDS_PER_PROCESS = 8
+REMOVE_TIMEOUT_S = 10.0  # for a sandbox's killed tasks to leave its cgroups
 CPU_SHARES = 1024  # the kernel's default weight; a sandbox started ahead boots at less
 
 
@@ -67,31 +77,41 @@ def kill_all(directory: Path) -> int:
     return killed
 
 
-def remove_tree(directory: Path, attempts: int = 50) -> bool:
-    """Kill what is left in a cgroup tree and remove it, deepest first; True when gone."""
-    if not directory.exists():
-        return True
-    for _ in range(attempts):
-        leftovers = False
+def remove_tree(directory: Path, deadline: float | None = None) -> bool:
+    """Kill what is left in a cgroup tree and remove it, deepest first, trying until `deadline`
+    (`time.monotonic()`; default: one second from now) while killed tasks leave it; True when
+    gone."""
+    if deadline is None:
+        deadline = time.monotonic() + 1.0
+    while directory.exists():
         for sub in sorted(
             (p for p in directory.rglob("*") if p.is_dir()),
             key=lambda p: len(p.parts),
             reverse=True,
         ):
             kill_all(sub)
-            try:
+            with contextlib.suppress(OSError):
                 sub.rmdir()
-            except OSError:
-                leftovers = True
         kill_all(directory)
-        try:
+        with contextlib.suppress(OSError):
             directory.rmdir()
-        except OSError:
-            leftovers = True
-        if not leftovers:
-            return True
+        if not directory.exists() or time.monotonic() >= deadline:
+            break
         time.sleep(0.02)  # killed tasks leave the cgroup asynchronously
     return not directory.exists()
+
+
+def tasks_in(directory: Path) -> list[str]:
+    """The tasks still in a cgroup tree, as `pid state name` (what a failed removal waited on)."""
+    found = []
+    for procs in directory.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            for pid in procs.read_text().split():
+                with contextlib.suppress(OSError, IndexError):
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+                    found.append(f"{pid} {rest.split()[0]} {name}")
+    return found
 
 
 class SandboxCgroup:
@@ -186,9 +206,19 @@ class SandboxCgroup:
         """This cgroup's directory in every controller (runsc makes it in those it uses)."""
         return [controller / self.path.lstrip("/") for controller in sorted(self._root.iterdir())]
 
-    def remove(self) -> bool:
-        """Remove this cgroup (and any children runsc made) in every controller."""
+    def remove(self, timeout: float = REMOVE_TIMEOUT_S) -> bool:
+        """Remove this cgroup (and any children runsc made) in every controller, waiting up to
+        `timeout` in all for its killed tasks to leave (under load they take seconds)."""
+        deadline = time.monotonic() + timeout
         ok = True
         for directory in self.directories():
-            ok = remove_tree(directory) and ok
+            ok = remove_tree(directory, deadline) and ok
         return ok
+
+    def remaining(self) -> dict[str, list[str]]:
+        """Per controller whose directory is still there, the tasks it holds."""
+        return {
+            d.relative_to(self._root).parts[0]: tasks_in(d)
+            for d in self.directories()
+            if d.exists()
+        }

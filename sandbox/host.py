@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from sandbox.cgroup import remove_tree
+from sandbox.cgroup import REMOVE_TIMEOUT_S, remove_tree
 
 __all__ = ["Footprint", "processes_with"]
 
@@ -90,8 +91,9 @@ class Footprint:
                 reaped += 1
         psutil.wait_procs(self.processes(), timeout=5)
         reaped += len(self.cgroups())
+        deadline = time.monotonic() + REMOVE_TIMEOUT_S
         for controller in self.cgroup_root.iterdir():
-            remove_tree(controller / self.cgroup_parent)
+            remove_tree(controller / self.cgroup_parent, deadline)
         for directory in (*(d for _, d in self.directories), *self.scratch):
             if directory.is_dir():
                 reaped += sum(1 for _ in directory.iterdir())

@@ -2,7 +2,8 @@
 
 Every sandbox is a `Slot` (`sandbox.slot`): a bundle, a container id and a host cgroup of its
 own, all named after it and kept under this instance's state directory and cgroup parent, so
-`reap()` finds and removes whatever a crash left without touching anyone else's sandboxes. For
+`reap()` finds and removes whatever a crash left without touching anyone else's sandboxes, and
+`reap_orphans()` the slots of a dead sibling worker that no launcher of theirs will remove. For
 a language with a runner, sandboxes can be started ahead (`sandbox.pool`): `run` claims a ready
 one of the spec's class or, when there is none, starts one for the spec there and then. Either
 way the code reaches it in a frame, and the slot is destroyed after that one execution.
@@ -44,7 +45,7 @@ from sandbox.languages import Language, language
 from sandbox.pool import NO_POOL, Pool, PoolObserver, PoolOptions, SlotClass
 from sandbox.runner import install_runner, runner_argv
 from sandbox.session import RunscSession
-from sandbox.slot import BootFailed, Runtime, Slot
+from sandbox.slot import BootFailed, Runtime, Slot, launched, mark_owner, orphaned
 from sandbox.slots import SandboxSlots
 
 __all__ = ["REFILL_CPU_SHARES", "RunscBackend"]
@@ -161,8 +162,24 @@ class RunscBackend(SandboxBackend):
         return self.pool.state()
 
     async def start(self) -> None:
-        """Start the pool's refill."""
+        """Remove what dead sibling workers left, start the pool's refill."""
+        await self.reap_orphans()
         self.pool.start()
+
+    async def reap_orphans(self) -> int:
+        """Remove the slots whose worker died with nobody to remove them (killed before their
+        launcher ran, or together with it); the slots of live workers are left alone, so any
+        worker may call this at any time. Returns how many were removed."""
+        orphans = await asyncio.to_thread(self._orphans)
+        for bundle in orphans:
+            log.warning("sandbox.orphan_reaped", sandbox=bundle.name, instance=self.instance)
+            await Slot(self.runtime, bundle, runner=False, ahead=False).destroy()
+        return len(orphans)
+
+    def _orphans(self) -> list[Path]:
+        if not self.run_dir.is_dir():
+            return []
+        return [b for b in sorted(self.run_dir.iterdir()) if orphaned(b) and not launched(b)]
 
     async def settle(self) -> None:
         """Wait until every finished sandbox is removed."""
@@ -176,6 +193,7 @@ class RunscBackend(SandboxBackend):
         for session in list(self._sessions):
             await session.close()
         await self.settle()
+        await self.reap_orphans()
         self.close()
 
     # -- one execution ------------------------------------------------------------------------
@@ -259,6 +277,7 @@ class RunscBackend(SandboxBackend):
     def _new_slot(self, lang: Language, *, ahead: bool) -> Slot:
         bundle = self.run_dir / uuid.uuid4().hex
         (bundle / "input").mkdir(parents=True)
+        mark_owner(bundle)
         slot = Slot(self.runtime, bundle, runner=lang.runner is not None, ahead=ahead)
         if ahead:
             self._ahead.add(slot.name)

@@ -30,13 +30,47 @@ from sandbox.languages import language
 from sandbox.runner.protocol import Record, RecordSplitter, execute_frame, new_token, parse_ready
 from sandbox.supervision import KILL_GRACE_S, Watch
 
-__all__ = ["BOOT_TIMEOUT_S", "BootFailed", "Runtime", "Slot"]
+__all__ = ["BOOT_TIMEOUT_S", "BootFailed", "Runtime", "Slot", "launched", "mark_owner", "orphaned"]
 
 log = structlog.get_logger(__name__)
 
 BOOT_TIMEOUT_S = 30.0
 SUBREAPER = Path(__file__).with_name("subreaper.py")
 _HOST_ENV = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+OWNER = "owner"  # the bundle's file naming the worker process that made the slot
+
+
+def _process_mark(pid: int) -> str:
+    """A process's pid and start time: unique on the host even when the pid is reused."""
+    return f"{pid} {psutil.Process(pid).create_time()!r}"
+
+
+def orphaned(bundle: Path) -> bool:
+    """Whether the worker that made this slot is gone (it died before the slot's launcher ran,
+    or together with it), so that nobody else will ever remove the slot. A bundle not yet
+    marked is not an orphan: its worker is making it."""
+    try:
+        mark = (bundle / OWNER).read_text()
+        return _process_mark(int(mark.split()[0])) != mark
+    except (OSError, ValueError, IndexError):
+        return False
+    except psutil.NoSuchProcess:
+        return True
+
+
+def mark_owner(bundle: Path) -> None:
+    """Name this process as the maker of the slot in `bundle`."""
+    (bundle / OWNER).write_text(_process_mark(os.getpid()))
+
+
+def launched(bundle: Path) -> bool:
+    """Whether a launcher of the slot in `bundle` is alive (it removes its slot itself when its
+    worker dies)."""
+    wanted = {str(SUBREAPER), str(bundle)}
+    for proc in psutil.process_iter(["cmdline"]):
+        if wanted <= set(proc.info["cmdline"] or ()):
+            return True
+    return False
 
 
 class BootFailed(Exception):
@@ -285,7 +319,8 @@ class Slot:
         finally:
             try:
                 if not await asyncio.shield(asyncio.to_thread(self.cgroup.remove)):
-                    log.error("sandbox.cgroup_left", cgroup=self.cgroup.path)
+                    held = await asyncio.to_thread(self.cgroup.remaining)
+                    log.error("sandbox.cgroup_left", cgroup=self.cgroup.path, tasks=held)
                 await asyncio.shield(asyncio.to_thread(_remove_tree, self.bundle))
                 if self.bundle.exists():
                     left = sorted(p.name for p in self.bundle.iterdir())

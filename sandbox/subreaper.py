@@ -54,7 +54,7 @@ def kill_children() -> None:
 
 def remove_orphan(command: list[str], bundle: str, cgroups: list[str]) -> None:
     """Remove a dead sandbox whose service is gone: `runsc delete`, the state files it leaves,
-    the cgroups (retried while the killed tasks leave them) and the bundle."""
+    the cgroups (retried for up to 10 s while the killed tasks leave them) and the bundle."""
     root = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--root="))
     container = command[-1]
     delete = [command[0], f"--root={root}", "delete", "--force", container]
@@ -62,7 +62,7 @@ def remove_orphan(command: list[str], bundle: str, cgroups: list[str]) -> None:
     for name in os.listdir(root):
         if name.startswith(container):
             os.unlink(os.path.join(root, name))
-    for _ in range(100):
+    for _ in range(500):
         left = [d for d in cgroups if os.path.isdir(d)]
         for directory in left:
             for sub, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):

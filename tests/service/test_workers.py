@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 
 from sandgate.settings import REPO_ROOT
 from tests.conftest import ADMIN_KEY, make_state_dir
-from tests.helpers import start_server, wait_for
+from tests.helpers import leftovers_of, start_server, wait_for
 
 pytestmark = pytest.mark.sandbox
 
@@ -60,3 +62,55 @@ def test_when_a_worker_is_replaced_then_its_start_leaves_the_siblings_sandbox_ru
     (answer,) = answers
     assert answer.status_code == 200, answer.text
     assert (answer.json()["status"], answer.json()["stdout"]) == ("ok", "done\n"), answer.json()
+
+
+# What a worker has done to a slot before its launcher starts: the bundle (marked as its own)
+# and the cgroup. The process then dies as a killed worker would, before it could remove them.
+_HALF_STARTED = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from sandbox.image import ImageStore
+from sandbox.languages import language
+from sandbox.runsc import RunscBackend
+
+async def main() -> None:
+    state = Path(sys.argv[1])
+    backend = RunscBackend(state_dir=state, images=ImageStore(Path(sys.argv[2]), state))
+    slot = backend._new_slot(language("python"), ahead=True)
+    slot.cgroup.create(memory_bytes=None, max_processes=8, cpus=None)
+    print(slot.name, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_when_a_worker_dies_before_its_slot_is_launched_then_a_sibling_removes_the_slot(
+    tmp_path: Path, images: Any
+) -> None:
+    state = make_state_dir(tmp_path / "state")
+    env = {"SANDGATE_API_KEY": ADMIN_KEY, "SANDGATE_WORKERS": "2"}
+    with start_server(state, env) as live:
+        wait_for(lambda: len(live.events("service.started")) == 2, "two workers", 120)
+        made = subprocess.run(
+            [sys.executable, "-c", _HALF_STARTED, str(state), str(REPO_ROOT / "images")],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            check=False,
+        )
+        assert made.returncode == -signal.SIGKILL, made.stderr
+        name = made.stdout.strip()
+        orphan = [item for item in leftovers_of(state) if name in item]
+        assert any(i.startswith("cgroup") for i in orphan) and any(
+            i.startswith("bundle") for i in orphan
+        ), orphan
+        worker = live.events("service.started")[0]["pid"]
+        os.kill(worker, signal.SIGKILL)  # its replacement's start removes what the dead left
+        wait_for(lambda: len(live.events("service.started")) == 3, "the replacement worker", 120)
+        wait_for(
+            lambda: not [item for item in leftovers_of(state) if name in item],
+            "the orphaned slot removed",
+            30,
+        )
+        assert [e["sandbox"] for e in live.events("sandbox.orphan_reaped")] == [name]
