@@ -8,6 +8,7 @@ import pytest
 
 from guards import Screener, ScreeningConfig, ScreenResult, Stage, StageConfig
 from guards.config import NemoConfig
+from guards.nemo import YARA_TYPES, nemo_rails
 from tests.guards._helpers import spans
 from tests.guards.conftest import Screen
 
@@ -45,6 +46,23 @@ def test_when_policy_blocks_code_injection_then_code_is_blocked(screen: Screen) 
 
 def test_when_code_is_harmless_then_nemo_finds_nothing(screen: Screen) -> None:
     assert screen("total = sum(x * x for x in range(10))\nprint(total)", Stage.CODE).findings == []
+
+
+def test_when_code_matches_then_nemos_rails_judge_it_and_when_not_they_are_not_called(
+    screen: Screen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rails = nemo_rails(tuple(YARA_TYPES))
+    judged: list[str] = []
+    through = rails.check_async
+
+    async def spy(messages: list[dict[str, str]], **kwargs: object) -> object:
+        judged.append(messages[0]["content"])
+        return await through(messages, **kwargs)
+
+    monkeypatch.setattr(rails, "check_async", spy)
+    assert screen("x += 1", Stage.CODE).findings == []
+    assert screen("import subprocess", Stage.CODE).findings
+    assert judged == ["import subprocess"]
 
 
 def test_when_match_follows_emoji_then_byte_offsets_become_character_offsets(
