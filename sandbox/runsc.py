@@ -168,8 +168,9 @@ class RunscBackend(SandboxBackend):
 
     async def reap_orphans(self) -> int:
         """Remove the slots whose worker died with nobody to remove them (killed before their
-        launcher ran, or together with it); the slots of live workers are left alone, so any
-        worker may call this at any time. Returns how many were removed."""
+        launcher ran, or together with it), and cgroups whose slot is gone; the slots of live
+        workers are left alone, so any worker may call this at any time. Returns how many
+        were removed."""
         orphans = await asyncio.to_thread(self._orphans)
         for bundle in orphans:
             log.warning("sandbox.orphan_reaped", sandbox=bundle.name, instance=self.instance)
@@ -177,9 +178,13 @@ class RunscBackend(SandboxBackend):
         return len(orphans)
 
     def _orphans(self) -> list[Path]:
-        if not self.run_dir.is_dir():
-            return []
-        return [b for b in sorted(self.run_dir.iterdir()) if orphaned(b) and not launched(b)]
+        """Bundles of dead workers with no launcher, and (as bundles no longer there) the
+        cgroups without a bundle: a slot makes its bundle before its cgroup and removes it
+        after, so such a cgroup belongs to no slot."""
+        bundles = sorted(self.run_dir.iterdir()) if self.run_dir.is_dir() else []
+        found = [b for b in bundles if orphaned(b) and not launched(b)]
+        names = {c.name for c in self.footprint.cgroups()}
+        return found + [self.run_dir / n for n in sorted(names) if not (self.run_dir / n).exists()]
 
     async def settle(self) -> None:
         """Wait until every finished sandbox is removed."""

@@ -52,13 +52,32 @@ def kill_children() -> None:
                 pass  # gone meanwhile
 
 
+def _run_reaping(argv: list[str], timeout: float) -> None:
+    """Run `argv` to its end (killed after `timeout` s), reaping every other child meanwhile: a
+    zombie left unreaped while `runsc delete` waits on the sandbox's processes makes it hang."""
+    child = os.posix_spawnp(argv[0], argv, os.environ)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == child:
+            return
+        if pid == 0:
+            if time.monotonic() >= deadline:
+                os.kill(child, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.01)
+
+
 def remove_orphan(command: list[str], bundle: str, cgroups: list[str]) -> None:
-    """Remove a dead sandbox whose service is gone: `runsc delete`, the state files it leaves,
-    the cgroups (retried for up to 10 s while the killed tasks leave them) and the bundle."""
+    """Remove a dead sandbox whose service is gone: `runsc delete` (given 5 s), the state files
+    it leaves, the cgroups (what is still in them killed, retried for up to 10 s while it
+    leaves) and the bundle."""
     root = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--root="))
     container = command[-1]
-    delete = [command[0], f"--root={root}", "delete", "--force", container]
-    os.waitpid(os.posix_spawnp(delete[0], delete, os.environ), 0)
+    _run_reaping([command[0], f"--root={root}", "delete", "--force", container], 5.0)
     for name in os.listdir(root):
         if name.startswith(container):
             os.unlink(os.path.join(root, name))
@@ -67,6 +86,9 @@ def remove_orphan(command: list[str], bundle: str, cgroups: list[str]) -> None:
         for directory in left:
             for sub, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
                 try:
+                    with open(os.path.join(sub, "cgroup.procs")) as procs:
+                        for pid in procs.read().split():
+                            os.kill(int(pid), signal.SIGKILL)
                     os.rmdir(sub)
                 except OSError:
                     pass

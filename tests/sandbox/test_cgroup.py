@@ -32,9 +32,9 @@ def cgroup() -> Iterator[SandboxCgroup]:
     yield group
     group.remove()
     for controller in CGROUP_ROOT.iterdir():
-        parent = controller / "sandgate-test" / name[:8]
-        if parent.exists():
-            parent.rmdir()
+        for parent in (controller / "sandgate-test" / name[:8], controller / "sandgate-test"):
+            if parent.exists() and not any(p.is_dir() for p in parent.iterdir()):
+                parent.rmdir()
 
 
 def _frozen_task_in(cgroup: SandboxCgroup) -> subprocess.Popen[bytes]:
