@@ -345,10 +345,18 @@ class Slot:
             with contextlib.suppress(Exception):
                 await self._status
         state = list(self.runtime.root.glob(f"{self.container}*"))
-        if state:
+        if state and not self._all_gone():
             await self.runtime.quiet("delete", "--force", self.container)
-            for left in self.runtime.root.glob(f"{self.container}*"):
-                left.unlink(missing_ok=True)  # the lock file runsc delete leaves
+        for left in self.runtime.root.glob(f"{self.container}*"):
+            left.unlink(missing_ok=True)  # the lock file runsc delete leaves
+
+    def _all_gone(self) -> bool:
+        """Whether nothing of the sandbox runs any more: its launcher ended well (so it reaped
+        every process of the sandbox) and its cgroup holds no task. Then runsc's state files
+        are all that is left of it, and removing them is what `runsc delete` would do, without
+        its ~10 ms of CPU beside the next request."""
+        process = self._process
+        return process is not None and process.returncode == 0 and self.cgroup.process_count() == 0
 
 
 def _remove_tree(path: Path) -> None:

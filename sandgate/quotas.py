@@ -133,23 +133,30 @@ class Budgets:
     async def admit_execution(self, key: ApiKey, policies: PolicySet) -> Charge:
         """Raise QuotaExceeded (429) or Unavailable (503, the CPU breaker) before a run."""
         try:
-            await asyncio.to_thread(self._check, key, policies, _EXECUTION_QUOTAS)
+            return Charge(probe=await asyncio.to_thread(self._admit, key, policies))
         except QuotaExceeded:
             self.on_refused("quota_exceeded")
             raise
-        try:
-            return Charge(probe=await asyncio.to_thread(self.breaker.admit))
         except Unavailable:
             self.on_refused("cpu_budget")
             raise
+
+    def _admit(self, key: ApiKey, policies: PolicySet) -> bool:
+        """The quotas, then the breaker, on one thread hop; True for the breaker's probe."""
+        self._check(key, policies, _EXECUTION_QUOTAS)
+        return self.breaker.admit()
 
     async def charge_execution(self, key: ApiKey, cpu_ms: int, charge: Charge) -> None:
         """Count one execution and its CPU-seconds for the key, its tenant and the host."""
         seconds = max(0, cpu_ms) / 1000
         with span("budget.charge", cpu_seconds=seconds):
             usage = Usage(executions=1, cpu_seconds=seconds)
-            await asyncio.to_thread(self._add, key.id, key.tenant, usage)
-            await asyncio.to_thread(self.breaker.record, seconds, probe=charge.probe)
+            await asyncio.to_thread(self._charge, key, usage, charge.probe)
+
+    def _charge(self, key: ApiKey, usage: Usage, probe: bool) -> None:
+        """Both writes of a charge on one thread hop (each hop costs more than its write)."""
+        self._add(key.id, key.tenant, usage)
+        self.breaker.record(usage.cpu_seconds, probe=probe)
 
     async def admit_session(self, key: ApiKey, policies: PolicySet) -> None:
         """Raise QuotaExceeded (429) when the key or its tenant has no session-hours left."""
