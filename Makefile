@@ -21,7 +21,7 @@ test:
 # The in-process tests only (no sandbox, no service process, no database or Redis server): < 1 minute.
 test-fast:
 	.ci/setup run
-	$(VENV)/bin/pytest -m "not sandbox and not docker and not postgres and not slow and not live and not cluster and not redis"
+	$(VENV)/bin/pytest -n auto -m "not sandbox and not docker and not postgres and not slow and not live and not cluster and not redis"
 
 bench:
 	.ci/setup test
