@@ -248,6 +248,11 @@ class SandboxSession(abc.ABC):
     def ended(self) -> str | None:
         """Why the sandbox is gone, or None while it lives."""
 
+    def _alive(self) -> None:
+        """Raise SessionEnded (with why) once the sandbox is gone."""
+        if (reason := self.ended) is not None:
+            raise SessionEnded(reason)
+
     @abc.abstractmethod
     async def execute(
         self,

@@ -18,7 +18,6 @@ from sandbox.base import (
     SandboxBackend,
     SandboxSession,
     SandboxUnavailable,
-    SessionEnded,
     SessionSpec,
     Status,
 )
@@ -48,10 +47,6 @@ class FakeSession(SandboxSession):
     def end(self, reason: str) -> None:
         """Make the session's sandbox gone, as a memory kill would."""
         self._ended = reason
-
-    def _alive(self) -> None:
-        if self._ended is not None:
-            raise SessionEnded(self._ended)
 
     async def execute(
         self,

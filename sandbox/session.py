@@ -118,10 +118,6 @@ class RunscSession(SandboxSession):
             self._ended = "memory_limit" if oom else "killed"
         return self._ended
 
-    def _alive(self) -> None:
-        if self.ended is not None:
-            raise SessionEnded(self.ended)
-
     async def execute(
         self,
         code: str,
