@@ -136,7 +136,14 @@ def leftovers_of(state_dir: Path) -> list[str]:
     resolved = str(state_dir.resolve())
     with open("/proc/mounts") as mounts:
         found += [f"mount {line.split()[1]}" for line in mounts if resolved in line]
-    found += [f"socket {p}" for p in state_dir.rglob("*.sock")]
+    # os.walk, not rglob: a bundle removed while it is walked (the very removal a test may be
+    # waiting for) is skipped rather than raised.
+    found += [
+        f"socket {Path(root) / name}"
+        for root, _dirs, names in os.walk(state_dir)
+        for name in names
+        if name.endswith(".sock")
+    ]
     return found
 
 
