@@ -204,7 +204,10 @@ def test_when_the_classic_bash_bomb_runs_alone_then_it_dies_with_its_shell(
 ) -> None:
     # `:(){ :|:& };:` returns at once: the script ends, and gVisor ends every process with it.
     result = run(sandbox, ":(){ :|:& };:", language="bash", limits={"max_processes": 32})
-    assert result.exit_code == 0 and result.status in (Status.OK, Status.PIDS_LIMIT)
+    # 0: the script returned before the limit; 2: its own fork met the limit first (bash's
+    # status for a fork it cannot retry any more, as above; seen once, on Docker).
+    outcome = (result.exit_code, result.status)
+    assert outcome in {(0, Status.OK), (0, Status.PIDS_LIMIT), (2, Status.PIDS_LIMIT)}, outcome
     assert result.wall_ms < 5000
 
 
