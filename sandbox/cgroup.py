@@ -77,12 +77,9 @@ def kill_all(directory: Path) -> int:
     return killed
 
 
-def remove_tree(directory: Path, deadline: float | None = None) -> bool:
+def remove_tree(directory: Path, deadline: float) -> bool:
     """Kill what is left in a cgroup tree and remove it, deepest first, trying until `deadline`
-    (`time.monotonic()`; default: one second from now) while killed tasks leave it; True when
-    gone."""
-    if deadline is None:
-        deadline = time.monotonic() + 1.0
+    (`time.monotonic()`) while killed tasks leave it; True when gone."""
     while directory.exists():
         for sub in sorted(
             (p for p in directory.rglob("*") if p.is_dir()),

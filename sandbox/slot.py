@@ -26,6 +26,7 @@ import structlog
 from sandbox.attachment import Attachment
 from sandbox.base import ExecutionResult, ExecutionSpec, MiB, OutputSink, Status
 from sandbox.cgroup import SandboxCgroup
+from sandbox.host import processes_with
 from sandbox.languages import language
 from sandbox.runner.protocol import Record, RecordSplitter, execute_frame, new_token, parse_ready
 from sandbox.supervision import KILL_GRACE_S, Watch
@@ -66,11 +67,7 @@ def mark_owner(bundle: Path) -> None:
 def launched(bundle: Path) -> bool:
     """Whether a launcher of the slot in `bundle` is alive (it removes its slot itself when its
     worker dies)."""
-    wanted = {str(SUBREAPER), str(bundle)}
-    for proc in psutil.process_iter(["cmdline"]):
-        if wanted <= set(proc.info["cmdline"] or ()):
-            return True
-    return False
+    return any(str(SUBREAPER) in p.info["cmdline"] for p in processes_with(str(bundle)))
 
 
 class BootFailed(Exception):
